@@ -1,0 +1,17 @@
+"""Dagster resources, exported for `assignar_pipeline.definitions`."""
+
+import os
+
+import dagster as dg
+
+from resources.assignar import AssignarResource
+
+RESOURCES = {
+    "assignar": AssignarResource(
+        region=os.environ.get("ASSIGNAR_REGION", "na"),
+        client_id=dg.EnvVar("ASSIGNAR_CLIENT_ID"),
+        client_secret=dg.EnvVar("ASSIGNAR_CLIENT_SECRET"),
+    ),
+}
+
+__all__ = ["RESOURCES", "AssignarResource"]

@@ -1,0 +1,3 @@
+"""Dagster schedules, exported for `assignar_pipeline.definitions`."""
+
+SCHEDULES: list = []

@@ -1,0 +1,3 @@
+"""Dagster sensors, exported for `assignar_pipeline.definitions`."""
+
+SENSORS: list = []
