@@ -1,0 +1,117 @@
+"""Tests for the throw-away PostgreSQL cluster and for Dagster instance storage on it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from dagster_postgres import PostgresEventLogStorage
+
+from tests.support.postgres import TemporaryPostgres
+
+
+def test_cluster_is_a_real_postgresql_15_or_newer_server(pg_url: str) -> None:
+    """The fixture's URL reaches a real PostgreSQL server (version 15+) through psycopg2."""
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(sa.text("SHOW server_version_num")).scalar_one()
+            address = conn.execute(sa.text("SELECT inet_server_addr()::text")).scalar_one()
+        assert engine.dialect.driver == "psycopg2"
+    finally:
+        engine.dispose()
+    assert int(version) >= 150000
+    assert address.startswith("127.0.0.1")
+
+
+def test_numeric_round_trips_decimal_exactly(pg_url: str) -> None:
+    """A table created through SQLAlchemy stores and returns Decimal('12345.6789') exactly."""
+    metadata = sa.MetaData()
+    amounts = sa.Table(
+        "amounts",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("value", sa.Numeric(18, 4), nullable=False),
+    )
+    engine = sa.create_engine(pg_url)
+    try:
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(amounts.insert().values(id=1, value=Decimal("12345.6789")))
+        with engine.connect() as conn:
+            stored = conn.execute(sa.select(amounts.c.value)).scalar_one()
+    finally:
+        engine.dispose()
+    assert isinstance(stored, Decimal)
+    assert stored == Decimal("12345.6789")
+    assert str(stored) == "12345.6789"
+
+
+@pytest.fixture
+def other_pg_url(postgres: TemporaryPostgres) -> str:
+    """A second database in the same cluster, to compare with `pg_url`."""
+    return postgres.create_database("isolation_other")
+
+
+def test_each_pg_url_database_is_isolated(pg_url: str, other_pg_url: str) -> None:
+    """A test's database starts empty, and a table created in it does not exist in another."""
+    assert pg_url != other_pg_url
+    first = sa.create_engine(pg_url)
+    second = sa.create_engine(other_pg_url)
+    try:
+        assert sa.inspect(first).get_table_names() == []
+        with first.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE only_here (id integer)"))
+        assert sa.inspect(first).has_table("only_here")
+        assert not sa.inspect(second).has_table("only_here")
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+@dg.asset
+def tiny_asset() -> dg.MaterializeResult:
+    """A one-row stand-in used only to exercise instance storage."""
+    return dg.MaterializeResult(metadata={"dagster/row_count": 1})
+
+
+def test_dagster_instance_with_postgres_storage_records_materializations(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A DagsterInstance on postgres storage records a materialization and reads it back."""
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url: {pg_url}\ntelemetry:\n  enabled: false\n",
+        encoding="utf-8",
+    )
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+        result = dg.materialize([tiny_asset], instance=instance)
+        assert result.success
+        event = instance.get_latest_materialization_event(dg.AssetKey("tiny_asset"))
+
+    assert event is not None
+    assert event.run_id == result.run_id
+    materialization = event.asset_materialization
+    assert materialization is not None
+    assert materialization.metadata["dagster/row_count"].value == 1
+
+    # The event is really in PostgreSQL, not in some local fallback.
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM event_logs "
+                    "WHERE asset_key = :key AND dagster_event_type = 'ASSET_MATERIALIZATION'"
+                ),
+                {"key": '["tiny_asset"]'},
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert stored == 1
