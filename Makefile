@@ -1,0 +1,43 @@
+# Developer entry points: `make run` starts the local demo, `make test` checks everything.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv, installed on first use when the machine has none (see .ci/uv).
+UV := $(CURDIR)/.ci/uv
+# --frozen: run exactly what uv.lock pins; never re-lock behind the developer's back.
+RUN := $(UV) run --frozen
+SIMULATOR_PORT ?= 8700
+DAGSTER_PORT ?= 3000
+export UV SIMULATOR_PORT DAGSTER_PORT
+
+.PHONY: help uv sync test lint format run clean
+
+help: ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+uv: ## Find or install uv and show its version
+	@$(UV) --version
+
+sync: uv ## Install the locked dependencies into .venv
+	$(UV) sync --frozen
+
+test: sync ## Lint, check formatting, then run the test suite
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) pytest
+
+lint: sync ## Lint and check formatting without changing files
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: sync ## Fix lint findings that are safe to fix, then format
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+run: sync ## Start the Assignar simulator and the Dagster UI (Ctrl-C stops both)
+	scripts/run.sh
+
+clean: ## Remove the local Dagster home and tool caches (keeps .venv)
+	rm -rf .dagster_home .pytest_cache .ruff_cache .hypothesis
+	find . -path ./.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
