@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# `make run`: the Assignar simulator in the background and Dagster's UI in the foreground,
+# wired together through the environment; Ctrl-C stops both.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+uv=${UV:-$root/.ci/uv}
+simulator_port=${SIMULATOR_PORT:-8700}
+dagster_port=${DAGSTER_PORT:-3000}
+simulator_url=http://127.0.0.1:$simulator_port
+dagster_url=http://127.0.0.1:$dagster_port
+
+export ASSIGNAR_API_URL=$simulator_url/v2
+export ASSIGNAR_TOKEN_URL=$simulator_url/oauth2/token
+export ASSIGNAR_CLIENT_ID=demo-client
+export ASSIGNAR_CLIENT_SECRET=demo-secret-change-me
+export DAGSTER_HOME=$root/.dagster_home
+
+say() { printf '==> %s\n' "$*"; }
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+for port in "$simulator_port" "$dagster_port"; do
+  if port_in_use "$port"; then
+    echo "Port $port on 127.0.0.1 is already in use: stop whatever listens there, or choose" \
+      "other ports, e.g. make run SIMULATOR_PORT=8701 DAGSTER_PORT=3001" >&2
+    exit 1
+  fi
+done
+
+mkdir -p "$DAGSTER_HOME"
+if [[ ! -f $DAGSTER_HOME/dagster.yaml ]]; then
+  # Storage is left to Dagster's default: SQLite files in this directory.
+  cat >"$DAGSTER_HOME/dagster.yaml" <<'YAML'
+telemetry:
+  enabled: false
+YAML
+fi
+
+simulator_pid=
+stop_simulator() {
+  [[ -n $simulator_pid ]] || return 0
+  # The simulator runs in its own session (below), so signal its whole process group:
+  # uv and the server it started.
+  kill -TERM -- "-$simulator_pid" 2>/dev/null || return 0
+  for _ in {1..50}; do
+    kill -0 -- "-$simulator_pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL -- "-$simulator_pid" 2>/dev/null || true
+}
+trap stop_simulator EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "Starting the Assignar simulator on $simulator_url"
+# setsid: the simulator gets its own process group, so stop_simulator can reach every process
+# uv spawns for it, and a Ctrl-C meant for Dagster does not race our orderly shutdown.
+setsid "$uv" run --frozen assignar-pipeline simulator serve \
+  --host 127.0.0.1 --port "$simulator_port" &
+simulator_pid=$!
+
+for _ in {1..300}; do
+  port_in_use "$simulator_port" && break
+  if ! kill -0 "$simulator_pid" 2>/dev/null; then
+    echo "The simulator exited before it listened on port $simulator_port (see above)." >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+if ! port_in_use "$simulator_port"; then
+  echo "The simulator did not listen on port $simulator_port within 60 s." >&2
+  exit 1
+fi
+
+cat <<MSG
+
+==========================================================================
+  Assignar simulator:  $simulator_url  (API $ASSIGNAR_API_URL)
+  Dagster UI:          starting on $dagster_url
+
+  Open $dagster_url in your browser.
+  Ctrl-C stops Dagster and the simulator.
+==========================================================================
+
+MSG
+
+say "Starting Dagster (DAGSTER_HOME=$DAGSTER_HOME)"
+"$uv" run --frozen dagster dev -w workspace.yaml -h 127.0.0.1 -p "$dagster_port"
