@@ -6,11 +6,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from dagster_postgres import PostgresEventLogStorage
 
-from tests.support.postgres import TemporaryPostgres
+from tests.support import postgres as support
+from tests.support.postgres import PostgresNotFoundError, TemporaryPostgres
 
 
 def test_cluster_is_a_real_postgresql_15_or_newer_server(pg_url: str) -> None:
@@ -115,3 +117,52 @@ def test_dagster_instance_with_postgres_storage_records_materializations(
     finally:
         engine.dispose()
     assert stored == 1
+
+
+def _fake_bin_dir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    for name in ("initdb", "pg_ctl"):
+        (path / name).touch()
+    return path
+
+
+def test_newest_debian_postgresql_version_is_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Among /usr/lib/postgresql/<version>/bin directories the highest version wins, numerically."""
+    for version in ("9.6", "13", "15"):
+        _fake_bin_dir(tmp_path / version / "bin")
+    (tmp_path / "common").mkdir()
+    monkeypatch.setattr(support, "DEBIAN_POSTGRES_ROOT", tmp_path)
+    monkeypatch.setenv("PATH", "")
+    assert support.find_postgres_bin_dir() == tmp_path / "15" / "bin"
+
+
+def test_missing_postgresql_binaries_raise_an_install_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without initdb/pg_ctl the error says what to install instead of skipping tests."""
+    monkeypatch.setattr(support, "DEBIAN_POSTGRES_ROOT", tmp_path / "absent")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with (
+        pytest.raises(PostgresNotFoundError, match="apt-get install postgresql"),
+        TemporaryPostgres(),
+    ):
+        pass
+
+
+def test_cluster_stops_and_deletes_its_directory_even_when_the_body_fails() -> None:
+    """Leaving the context manager through an exception stops the server and removes its files."""
+    with pytest.raises(RuntimeError, match="test body failed"), TemporaryPostgres() as cluster:
+        base_dir = cluster.base_dir
+        port = cluster.port
+        pid = cluster.pid
+        cluster.connect().close()
+        raise RuntimeError("test body failed")
+
+    assert base_dir is not None
+    assert pid is not None
+    assert not base_dir.exists()
+    assert not support.process_alive(pid)
+    with pytest.raises(psycopg2.OperationalError):
+        psycopg2.connect(host="127.0.0.1", port=port, user="postgres", connect_timeout=2)

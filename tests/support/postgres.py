@@ -94,6 +94,18 @@ class TemporaryPostgres:
         assert self.base_dir is not None, "cluster not started"
         return self.base_dir / "postgres.log"
 
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running postmaster, from its pid file (None when not running)."""
+        if self.base_dir is None:
+            return None
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            first_line = pid_file.read_text(encoding="utf-8").splitlines()[0]
+            return int(first_line)
+        except (FileNotFoundError, IndexError, ValueError):
+            return None
+
     # -- public API ------------------------------------------------------------------------------
     def url(self, dbname: str = "postgres") -> str:
         """SQLAlchemy URL of `dbname` (psycopg2 named: SQLAlchemy 2.1 would pick psycopg 3)."""
@@ -266,7 +278,7 @@ class TemporaryPostgres:
     def _stop(self) -> None:
         if self.bin_dir is None or self.base_dir is None or not self.data_dir.exists():
             return
-        pid = self._postmaster_pid()
+        pid = self.pid
         if pid is None:
             return
         result = self._run(
@@ -279,23 +291,15 @@ class TemporaryPostgres:
             "--wait",
             timeout=40,
         )
-        if result.returncode == 0 and not _process_alive(pid):
+        if result.returncode == 0 and not process_alive(pid):
             return
         # A fast shutdown that hangs must not leave a server behind the test session; the backends
         # notice their postmaster's death and exit on their own.
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while _process_alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-
-    def _postmaster_pid(self) -> int | None:
-        pid_file = self.data_dir / "postmaster.pid"
-        try:
-            first_line = pid_file.read_text(encoding="utf-8").splitlines()[0]
-            return int(first_line)
-        except (FileNotFoundError, IndexError, ValueError):
-            return None
 
     def _remove_base_dir(self) -> None:
         if self.base_dir is not None:
@@ -314,7 +318,8 @@ def _system_user_ids(name: str) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether `pid` is a running process (a zombie left for someone else to reap is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
