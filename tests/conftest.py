@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.postgres import TemporaryPostgres
+from tests.support.signals import sigterm_raises_keyboard_interrupt
 
 # ---------------------------------------------------------------------------------------------
 # PostgreSQL: one throw-away cluster per test session, one fresh database per test.
@@ -20,7 +21,7 @@ _database_numbers = itertools.count(1)
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[TemporaryPostgres]:
     """A PostgreSQL cluster on 127.0.0.1, started once per session and deleted afterwards."""
-    with TemporaryPostgres() as cluster:
+    with sigterm_raises_keyboard_interrupt(), TemporaryPostgres() as cluster:
         yield cluster
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from dagster_postgres import PostgresEventLogStorage
 
 from tests.support import postgres as support
 from tests.support.postgres import PostgresNotFoundError, TemporaryPostgres
+from tests.support.signals import sigterm_raises_keyboard_interrupt
 
 
 def test_cluster_is_a_real_postgresql_15_or_newer_server(pg_url: str) -> None:
@@ -166,3 +170,17 @@ def test_cluster_stops_and_deletes_its_directory_even_when_the_body_fails() -> N
     assert not support.process_alive(pid)
     with pytest.raises(psycopg2.OperationalError):
         psycopg2.connect(host="127.0.0.1", port=port, user="postgres", connect_timeout=2)
+
+
+def test_sigterm_unwinds_like_ctrl_c_so_teardown_runs() -> None:
+    """Inside the guard SIGTERM raises KeyboardInterrupt once; outside it the default is back."""
+    # The session's `postgres` fixture may hold the guard already; start from the default.
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with pytest.raises(KeyboardInterrupt), sigterm_raises_keyboard_interrupt():
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the signal is delivered at the next bytecode; never reached
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
