@@ -28,8 +28,8 @@ def postgres() -> Iterator[TemporaryPostgres]:
 @pytest.fixture
 def pg_url(postgres: TemporaryPostgres, request: pytest.FixtureRequest) -> str:
     """URL (postgresql+psycopg2://) of an empty database that belongs to this test alone."""
-    # The test's name in the database name makes a leftover database easy to trace; PostgreSQL
-    # truncates identifiers at 63 bytes, so the counter goes first to keep names unique.
+    # The test's name in the database name makes the server log readable when a test fails;
+    # PostgreSQL truncates identifiers at 63 bytes, so the counter goes first to keep them unique.
     slug = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")
     name = f"t{next(_database_numbers)}_{slug}"[:63]
     return postgres.create_database(name)
