@@ -59,3 +59,7 @@ def test_connection(region: str, client_id: str, secret_env: str) -> None:
 def _fail(message: str) -> None:
     click.echo(message, err=True)
     sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
