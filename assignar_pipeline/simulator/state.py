@@ -1,0 +1,300 @@
+"""The simulator's state object: tenant data, clock, credentials, faults and statistics.
+
+Everything the HTTP control plane can do is a plain method here too, so in-process tests can drive
+the simulator directly. All methods are thread-safe (the server runs in another thread).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import Counter, defaultdict
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from . import resources as res
+from .auth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TOKEN_TTL, Auth
+from .data import TenantConfig, World, generate_world
+from .faults import ACTION_KINDS, Fault, Faults, validate
+from .query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from .store import Record, Table
+from .timesheets import Embeds, generate, order_embed, user_embed
+from .timeutil import from_epoch, iso_utc
+
+
+class UnknownResource(KeyError):
+    pass
+
+
+class Simulator:
+    """One simulated Assignar tenant."""
+
+    def __init__(
+        self,
+        config: TenantConfig | None = None,
+        *,
+        client_id: str = DEFAULT_CLIENT_ID,
+        client_secret: str = DEFAULT_CLIENT_SECRET,
+        token_ttl: int = DEFAULT_TOKEN_TTL,
+        default_page_size: int = DEFAULT_PAGE_SIZE,
+        max_page_size: int = MAX_PAGE_SIZE,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.config = config or TenantConfig()
+        self.default_page_size = default_page_size
+        self.max_page_size = max_page_size
+        self._initial_credentials = (client_id, client_secret)
+        self.auth = Auth(client_id, client_secret, token_ttl)
+        self.faults = Faults()
+        self.requests: defaultdict[str, Counter[int]] = defaultdict(Counter)
+        self.rows_served = 0
+        self.tables: dict[str, Table] = {}
+        self._load(self.config)
+
+    # ----------------------------------------------------------------- lifecycle
+    def _load(self, config: TenantConfig) -> None:
+        world, records = generate_world(config)
+        embeds = Embeds(records)
+        tables: dict[str, Table] = {}
+        for spec in res.ALL:
+            table = Table(spec)
+            if spec is res.TIMESHEETS:
+                eager = spec.eager or spec.scalar_fields
+                ids, blobs, cols = generate(world, embeds, eager)
+                table.bulk_load(ids, blobs, cols)
+            else:
+                for rec in records[spec.key]:
+                    table.put(rec)
+            tables[spec.key] = table
+        self.world: World = world
+        self.embeds = embeds
+        self.tables = tables
+
+    def reset(self, config: TenantConfig | None = None) -> None:
+        """Regenerate the tenant (same config unless given) and restore clock, credentials, faults
+        and statistics. Tokens already issued stay valid unless credentials had been rotated."""
+        with self.lock:
+            if config is not None:
+                self.config = config
+            self._load(self.config)
+            client_id, secret = self._initial_credentials
+            if (self.auth.client_id, self.auth.client_secret) != (client_id, secret):
+                self.auth.set_credentials(client_id, secret)
+            self.faults.clear()
+            self.requests.clear()
+            self.rows_served = 0
+
+    # ----------------------------------------------------------------- clock
+    @property
+    def now_ts(self) -> int:
+        return self.world.now_ts
+
+    @property
+    def now(self) -> datetime:
+        return from_epoch(self.world.now_ts)
+
+    def now_iso(self) -> str:
+        return iso_utc(self.world.now_ts)
+
+    def advance(self, minutes: int) -> dict[str, int]:
+        """Move the simulated clock forward and apply the changes that happen meanwhile."""
+        from .mutations import advance
+
+        if minutes < 0:
+            raise ValueError("the simulated clock only moves forward")
+        with self.lock:
+            return advance(self, minutes)
+
+    # ----------------------------------------------------------------- records
+    def table(self, resource: str) -> Table:
+        try:
+            return self.tables[resource]
+        except KeyError:
+            raise UnknownResource(resource) from None
+
+    def get(self, resource: str, rid: int) -> Record | None:
+        with self.lock:
+            return self.table(resource).get(rid)
+
+    def records(self, resource: str) -> list[Record]:
+        """All records of a resource in storage order."""
+        with self.lock:
+            return list(self.table(resource).records())
+
+    def insert(self, resource: str, record: Record) -> Record:
+        """Add a record. Missing fields are filled (null, or [] for arrays), a missing id gets the
+        next free one and the modified field defaults to the simulated now."""
+        with self.lock:
+            table = self.table(resource)
+            spec = table.spec
+            rec: Record = {}
+            for name, kind in spec.fields.items():
+                rec[name] = record.get(name, [] if kind == "arr" else None)
+            for name in record:
+                if name not in spec.fields:
+                    raise ValueError(f"{resource} has no field {name!r}")
+            if rec["id"] is None:
+                rec["id"] = self.next_id(resource)
+            if rec["id"] in table:
+                raise ValueError(f"{resource} {rec['id']} already exists")
+            if spec.modified_field and spec.modified_field not in record:
+                rec[spec.modified_field] = self.now_iso()
+            table.put(rec)
+            self._refresh_dependents(resource, rec)
+            return rec
+
+    def next_id(self, resource: str) -> int:
+        """A fresh id for a new record of `resource`, above every id handed out so far."""
+        table = self.table(resource)
+        kind = _id_kind(resource)
+        rid = max(table.max_id() + 1, self.world.next_id.get(kind, 1))
+        if kind:
+            self.world.next_id[kind] = rid + 1
+        return rid
+
+    def update(self, resource: str, rid: int, changes: dict[str, Any]) -> Record:
+        """Change fields of a record; it moves to the end of storage order and its modified field
+        becomes the simulated now (unless `changes` sets it)."""
+        with self.lock:
+            table = self.table(resource)
+            rec = table.get(rid)
+            if rec is None:
+                raise KeyError(f"{resource} {rid} not found")
+            for name in changes:
+                if name not in table.spec.fields:
+                    raise ValueError(f"{resource} has no field {name!r}")
+            rec.update(changes)
+            rec["id"] = rid
+            mf = table.spec.modified_field
+            if mf and mf not in changes:
+                rec[mf] = self.now_iso()
+            table.put(rec)
+            self._refresh_dependents(resource, rec)
+            return rec
+
+    def delete(self, resource: str, rid: int) -> bool:
+        """Hard delete: the record disappears from lists and by-id GETs return 404."""
+        with self.lock:
+            return self.table(resource).delete(rid)
+
+    def _refresh_dependents(self, resource: str, rec: Record) -> None:
+        """Embedded copies follow their source, as the real API joins them at read time; the
+        timesheets' own modified_time and storage position do not change."""
+        ts = self.tables.get("timesheets-expanded")
+        if ts is None:
+            return
+        emb = self.embeds
+        if resource == "users":
+            embed = user_embed(rec)
+            if emb.same("user", rec["id"], embed):
+                return
+            emb.set_user(rec)
+            self._rewrite(ts, ts.hash_idx["user_id"].get(rec["id"], {}), "user", embed)
+        elif resource == "projects":
+            embed = {"name": rec["name"], "external_id": rec["external_id"]}
+            if emb.same("project", rec["id"], embed):
+                return
+            emb.set_project(rec)
+            self._rewrite(ts, ts.hash_idx["project_id"].get(rec["id"], {}), "project", embed)
+        elif resource == "clients":
+            embed = {"name": rec["name"], "external_id": rec["external_id"]}
+            if emb.same("client", rec["id"], embed):
+                return
+            emb.set_client(rec)
+            col = ts.column("client_id")
+            slots = [s for s in ts.order.values() if col[s] == rec["id"]]
+            self._rewrite(ts, slots, "client", embed)
+        elif resource == "orders":
+            embed = order_embed(rec)
+            if emb.same("order", rec["id"], embed):
+                return
+            emb.set_order(rec)
+            col = ts.column("order_id")
+            slots = [s for s in ts.order.values() if col[s] == rec["id"]]
+            self._rewrite(ts, slots, "order", embed)
+        elif resource == "tasks":
+            embed = {"name": rec["name"], "external_id": rec["external_id"]}
+            col = ts.column("task_id")
+            slots = [s for s in ts.order.values() if col[s] == rec["id"]]
+            self._rewrite(ts, slots, "task", embed)
+
+    @staticmethod
+    def _rewrite(ts: Table, slots: Any, key: str, embed: Record) -> None:
+        for slot in list(slots):
+            blob = ts.blobs[slot]
+            if blob is None:
+                continue
+            row = orjson.loads(blob)
+            row[key] = embed
+            ts.replace_blob(row["id"], row)
+
+    # ----------------------------------------------------------------- auth & faults
+    def set_credentials(
+        self, client_id: str | None = None, client_secret: str | None = None
+    ) -> None:
+        """Accept these credentials from now on; every token issued so far is revoked."""
+        with self.lock:
+            self.auth.set_credentials(client_id, client_secret)
+
+    def revoke_tokens(self) -> None:
+        with self.lock:
+            self.auth.revoke_all()
+
+    def add_fault(
+        self, kind: str, count: int | str | None = "default", path: str | None = None, **params: Any
+    ) -> dict[str, Any]:
+        """Inject a fault (or run an action kind). `count` defaults to 1 for per-request faults
+        and to None (until cleared) for modes."""
+        from .faults import MODE_KINDS
+
+        with self.lock:
+            if kind in ACTION_KINDS:
+                params = validate(kind, params)
+                if kind == "revoke_tokens":
+                    self.auth.revoke_all()
+                    return {"kind": kind}
+                secret = params.get("client_secret") or secrets.token_urlsafe(24)
+                self.auth.set_credentials(params.get("client_id"), secret)
+                return {"kind": kind, "client_id": self.auth.client_id, "client_secret": secret}
+            if count == "default":
+                count = None if kind in MODE_KINDS else 1
+            assert count is None or isinstance(count, int)
+            fault: Fault = self.faults.add(kind, count, path, params)
+            return fault.describe()
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    # ----------------------------------------------------------------- statistics
+    def record_request(self, route: str, status: int, rows: int) -> None:
+        with self.lock:
+            self.requests[route][status] += 1
+            self.rows_served += rows
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "now": self.now_iso(),
+                "requests": {
+                    route: {str(k): v for k, v in sorted(c.items())}
+                    for route, c in sorted(self.requests.items())
+                },
+                "tokens_issued": self.auth.issued,
+                "rows_served": self.rows_served,
+                "faults_applied": dict(self.faults.applied),
+                "active_faults": self.faults.describe(),
+                "records": {key: len(t) for key, t in self.tables.items()},
+            }
+
+
+def _id_kind(resource: str) -> str:
+    return {
+        "users": "user",
+        "projects": "project",
+        "clients": "client",
+        "orders": "order",
+        "timesheets-expanded": "timesheet",
+    }.get(resource, "")

@@ -1,0 +1,268 @@
+"""In-memory table of one resource: rows kept as ready-to-send JSON plus the indexes queries need.
+
+Each record lives in a fixed slot. Its JSON bytes are stored once so that a 1,000-row page is a
+join of byte strings; top-level scalar values are kept decoded per column (eagerly for indexed or
+commonly filtered fields, lazily for the rest) so filters and sorts never re-parse JSON twice.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from .resources import ResourceSpec
+from .timeutil import canonical_date, canonical_datetime
+
+Record = dict[str, Any]
+
+
+def normalize(kind: str, value: Any) -> Any:
+    """Column value for comparisons: dates and instants in canonical string form, others unchanged.
+
+    Values that do not parse (e.g. a deliberately malformed record inserted by a test) are kept raw.
+    """
+    if value is None or not isinstance(value, str):
+        return value
+    try:
+        if kind == "datetime":
+            return canonical_datetime(value)
+        if kind == "date":
+            return canonical_date(value)
+    except ValueError:
+        return value
+    return value
+
+
+class Table:
+    """Rows of one resource with insertion order, id order and secondary indexes."""
+
+    def __init__(self, spec: ResourceSpec) -> None:
+        self.spec = spec
+        # id -> slot, in storage order: an edited record is popped and re-added, so it moves to
+        # the end, which is what a client that pages without `sort` gets to see.
+        self.order: dict[int, int] = {}
+        self.blobs: list[bytes | None] = []
+        self.seq: list[int] = []  # per slot: position in storage order (grows on every write)
+        self._next_seq = 0
+        self.ids: list[int] = []  # per slot
+        self.id_slots: list[int] = []  # live slots sorted by id
+        eager = spec.scalar_fields if spec.eager is None else spec.eager
+        self.cols: dict[str, list[Any]] = {f: [] for f in eager if f != "id"}
+        self.hash_idx: dict[str, dict[Any, dict[int, None]]] = {f: {} for f in spec.hash_indexes}
+        # (value, id, slot) tuples sorted; rows whose value is null are kept out (see null_count).
+        self.sorted_idx: dict[str, list[tuple[Any, int, int]]] = {
+            f: [] for f in spec.sorted_indexes
+        }
+        self.null_count: dict[str, int] = {f: 0 for f in spec.sorted_indexes}
+        for f in (*spec.hash_indexes, *spec.sorted_indexes):
+            self.cols.setdefault(f, [])
+
+    # ----------------------------------------------------------------- reading
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __contains__(self, rid: int) -> bool:
+        return rid in self.order
+
+    def slot_of(self, rid: int) -> int | None:
+        return self.order.get(rid)
+
+    def blob(self, rid: int) -> bytes | None:
+        slot = self.order.get(rid)
+        return None if slot is None else self.blobs[slot]
+
+    def get(self, rid: int) -> Record | None:
+        b = self.blob(rid)
+        return None if b is None else orjson.loads(b)
+
+    def records(self) -> Iterator[Record]:
+        """All records in storage order (decoded; for tests and small tables)."""
+        for slot in self.order.values():
+            yield orjson.loads(self.blobs[slot])  # type: ignore[arg-type]
+
+    def live_ids(self) -> list[int]:
+        return [self.ids[s] for s in self.id_slots]
+
+    def max_id(self) -> int:
+        return self.ids[self.id_slots[-1]] if self.id_slots else 0
+
+    def column(self, name: str) -> list[Any]:
+        """Per-slot values of a top-level scalar field, decoding stored rows the first time."""
+        if name == "id":
+            return self.ids
+        col = self.cols.get(name)
+        if col is None:
+            self.materialize([name])
+            col = self.cols[name]
+        return col
+
+    def materialize(self, names: Iterable[str]) -> None:
+        """Decode the given fields of every stored row into columns (one JSON parse per row)."""
+        missing = [n for n in names if n != "id" and n not in self.cols]
+        if not missing:
+            return
+        kinds = [self.spec.fields[n] for n in missing]
+        new_cols: list[list[Any]] = [[] for _ in missing]
+        loads = orjson.loads
+        for b in self.blobs:
+            if b is None:
+                for c in new_cols:
+                    c.append(None)
+                continue
+            rec = loads(b)
+            for c, n, k in zip(new_cols, missing, kinds, strict=True):
+                v = rec.get(n)
+                c.append(normalize(k, v) if k in ("date", "datetime") else v)
+        for n, c in zip(missing, new_cols, strict=True):
+            self.cols[n] = c
+
+    # ----------------------------------------------------------------- writing
+    def bulk_load(self, ids: list[int], blobs: list[bytes], columns: dict[str, list[Any]]) -> None:
+        """Fill an empty table in one go (generation): ids ascending, columns already normalised."""
+        assert not self.order, "bulk_load only fills an empty table"
+        n = len(ids)
+        self.ids = list(ids)
+        self.blobs = list(blobs)
+        self.seq = list(range(n))
+        self._next_seq = n
+        self.order = dict(zip(ids, range(n), strict=True))
+        if any(ids[i] >= ids[i + 1] for i in range(n - 1)):
+            self.id_slots = sorted(range(n), key=ids.__getitem__)
+        else:
+            self.id_slots = list(range(n))
+        for name in list(self.cols):
+            if name in columns:
+                self.cols[name] = list(columns[name])
+            else:
+                del self.cols[name]  # decoded later on demand
+                self.materialize([name])
+        self._rebuild_indexes()
+
+    def _rebuild_indexes(self) -> None:
+        for f, idx in self.hash_idx.items():
+            idx.clear()
+            col = self.cols[f]
+            for slot in self.order.values():
+                idx.setdefault(col[slot], {})[slot] = None
+        for f in self.sorted_idx:
+            col = self.cols[f]
+            ids = self.ids
+            entries = [(col[s], ids[s], s) for s in self.order.values() if col[s] is not None]
+            entries.sort()
+            self.sorted_idx[f] = entries
+            self.null_count[f] = len(self.order) - len(entries)
+
+    def put(self, record: Record) -> None:
+        """Insert a record, or replace the stored one with the same id (it moves to the end)."""
+        rid = record["id"]
+        blob = orjson.dumps(record)
+        slot = self.order.pop(rid, None)
+        if slot is None:
+            slot = len(self.blobs)
+            self.blobs.append(blob)
+            self.ids.append(rid)
+            self.seq.append(self._next_seq)
+            for col in self.cols.values():
+                col.append(None)
+            if not self.id_slots or rid > self.ids[self.id_slots[-1]]:
+                self.id_slots.append(slot)
+            else:
+                pos = bisect_left(self.id_slots, rid, key=self.ids.__getitem__)
+                self.id_slots.insert(pos, slot)
+        else:
+            self._unindex(slot)
+            self.blobs[slot] = blob
+            self.seq[slot] = self._next_seq
+        self._next_seq += 1
+        self.order[rid] = slot
+        fields = self.spec.fields
+        for name, col in self.cols.items():
+            kind = fields[name]
+            col[slot] = normalize(kind, record.get(name))
+        self._index(slot)
+
+    def replace_blob(self, rid: int, record: Record) -> None:
+        """Re-render a record in place without moving it (embedded data changed, not the record)."""
+        slot = self.order[rid]
+        self.blobs[slot] = orjson.dumps(record)
+
+    def delete(self, rid: int) -> bool:
+        """Hard delete: the record vanishes from lists and by-id lookups."""
+        slot = self.order.pop(rid, None)
+        if slot is None:
+            return False
+        self._unindex(slot)
+        pos = bisect_left(self.id_slots, rid, key=self.ids.__getitem__)
+        del self.id_slots[pos]
+        self.blobs[slot] = None
+        for col in self.cols.values():
+            col[slot] = None
+        return True
+
+    def _index(self, slot: int) -> None:
+        rid = self.ids[slot]
+        for f, idx in self.hash_idx.items():
+            idx.setdefault(self.cols[f][slot], {})[slot] = None
+        for f, entries in self.sorted_idx.items():
+            v = self.cols[f][slot]
+            if v is None:
+                self.null_count[f] += 1
+            else:
+                try:
+                    insort(entries, (v, rid, slot))
+                except TypeError:  # a value of the wrong type (test-inserted malformed row)
+                    self.null_count[f] += 1
+
+    def _unindex(self, slot: int) -> None:
+        rid = self.ids[slot]
+        for f, idx in self.hash_idx.items():
+            bucket = idx.get(self.cols[f][slot])
+            if bucket is not None:
+                bucket.pop(slot, None)
+                if not bucket:
+                    del idx[self.cols[f][slot]]
+        for f, entries in self.sorted_idx.items():
+            v = self.cols[f][slot]
+            key = (v, rid, slot)
+            try:
+                pos = bisect_left(entries, key)
+            except TypeError:
+                pos = len(entries)
+            if pos < len(entries) and entries[pos] == key:
+                del entries[pos]
+            else:
+                self.null_count[f] -= 1
+
+    # ----------------------------------------------------------------- index helpers
+    def id_range(self, lo: int | None, lo_incl: bool, hi: int | None, hi_incl: bool) -> range:
+        """Positions in id_slots whose ids fall within the bounds."""
+        key = self.ids.__getitem__
+        start = 0
+        end = len(self.id_slots)
+        if lo is not None:
+            bis = bisect_left if lo_incl else bisect_right
+            start = bis(self.id_slots, lo, key=key)
+        if hi is not None:
+            bis = bisect_right if hi_incl else bisect_left
+            end = bis(self.id_slots, hi, key=key)
+        return range(start, max(start, end))
+
+    def sorted_range(self, field: str, lo: Any, lo_incl: bool, hi: Any, hi_incl: bool) -> range:
+        """Positions in sorted_idx[field] whose values fall within the bounds."""
+        entries = self.sorted_idx[field]
+        key = _first
+        start, end = 0, len(entries)
+        if lo is not None:
+            bis = bisect_left if lo_incl else bisect_right
+            start = bis(entries, lo, key=key)
+        if hi is not None:
+            bis = bisect_right if hi_incl else bisect_left
+            end = bis(entries, hi, key=key)
+        return range(start, max(start, end))
+
+
+def _first(entry: tuple[Any, int, int]) -> Any:
+    return entry[0]
