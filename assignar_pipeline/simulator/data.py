@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from . import catalog as cat
+from .store import dumps
 from .timeutil import EPOCH_ORDINAL, day_str, epoch, iso_utc
 
 DEFAULT_NOW = datetime(2025, 11, 14, 7, 0, tzinfo=UTC)
@@ -149,7 +150,7 @@ ID_BASES = {
 
 def fragment(obj: Any) -> orjson.Fragment:
     """Pre-serialised JSON embedded verbatim by orjson (embeds repeated on many rows)."""
-    return orjson.Fragment(orjson.dumps(obj))
+    return orjson.Fragment(dumps(obj))
 
 
 def _ms(rng: random.Random) -> int:

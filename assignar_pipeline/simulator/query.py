@@ -310,7 +310,7 @@ def _sources(table: Table, filters: list[Filter]) -> list[_Source]:
     for f in filters:
         if f.field in table.hash_idx and f.op in ("eq", "is", "in"):
             idx = table.hash_idx[f.field]
-            keys = f.values if f.op == "in" else (f.value,)
+            keys = tuple(dict.fromkeys(f.values)) if f.op == "in" else (f.value,)
             buckets = [idx.get(k, {}) for k in keys]
             size = sum(len(b) for b in buckets)
             found.append(_Source(size, lambda rev, b=buckets: _chain(b), None))
@@ -385,7 +385,9 @@ def execute(
     if not q.sort and best is sources[0]:
         # No filter narrows anything and no sort: walk storage order lazily.
         return list(islice(keep(table.order.values()), start, start + count))
-    if fast is not None and best.size > INDEX_FAST_PATH_LIMIT:
+    ordered_best = fast is not None and best.order == fast[0]
+    if fast is not None and (best.size > INDEX_FAST_PATH_LIMIT or ordered_best):
+        # Walk an index already in the requested order and stop once the page is full.
         order_name, desc = fast
         ordered = [s for s in sources if s.order == order_name]
         if not ordered:  # sort by an indexed field that no filter restricts: walk the whole index

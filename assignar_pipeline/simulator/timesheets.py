@@ -16,6 +16,7 @@ import orjson
 
 from . import catalog as cat
 from .data import FILES_HOST, Project, Worker, World, fragment
+from .store import dumps
 from .timeutil import (
     EPOCH_ORDINAL,
     day_str,
@@ -96,7 +97,7 @@ class Embeds:
         }
 
     def _frag(self, kind: str, rid: int, obj: Record) -> orjson.Fragment:
-        raw = orjson.dumps(obj)
+        raw = dumps(obj)
         self.raw[(kind, rid)] = raw
         return orjson.Fragment(raw)
 
@@ -169,7 +170,7 @@ def plan_day(world: World, day: int) -> list[Shift]:
     rng = random.Random(world.config.seed * 1_000_003 + day)
     r = rng.random
     weekday = date.fromordinal(day).weekday()
-    attend = 0.93 if weekday < 5 else (0.22 if weekday == 5 else 0.04)
+    attend = 0.96 if weekday < 5 else (0.35 if weekday == 5 else 0.08)
     by_zone = projects_on(world, day)
     by_id = {p.id: p for p in world.projects}
     forced_all = world.forced
@@ -180,7 +181,7 @@ def plan_day(world: World, day: int) -> list[Shift]:
         if day < w.first_day or (w.last_day is not None and day > w.last_day):
             continue
         forced = forced_all.get((w.index, day)) if forced_all else None
-        if forced is None and a >= (attend * 0.8 if w.casual else attend):
+        if forced is None and a >= (attend * 0.88 if w.casual else attend):
             continue
         day_list, night_list = by_zone.get(w.zone, empty)
         night = forced == "night" or (w.night and bool(night_list))
@@ -411,7 +412,6 @@ def generate(
     names = [f for f in eager if f != "id"]
     cols: dict[str, list[Any]] = {f: [] for f in names}
     appenders = [(f, cols[f].append) for f in names]
-    dumps = orjson.dumps
     # Interning repeated values keeps ~1.5M-row columns small (one object per distinct value).
     intern: dict[Any, Any] = {}
     for day in range(first, world.today + 2):

@@ -1,0 +1,122 @@
+"""`simulator` command group: run the Assignar simulator as a standalone HTTP server.
+
+Registered on the project CLI with `main.add_command(simulator)`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .auth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TOKEN_TTL
+from .data import DEFAULT_NOW, DEFAULT_TIMEZONES, TenantConfig
+from .timeutil import parse_datetime
+
+
+@click.group(name="simulator")
+def simulator() -> None:
+    """Simulated Assignar Operations API v2 for local runs and tests."""
+
+
+@simulator.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8700, show_default=True, type=int, help="Port (0 = any free).")
+@click.option("--seed", default=1, show_default=True, type=int, help="Tenant data seed.")
+@click.option(
+    "--scale",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Multiply the demo's workers, projects and orders.",
+)
+@click.option("--workers", type=int, help="Field workers (demo: 25).")
+@click.option("--projects", type=int, help="Projects (demo: 8).")
+@click.option("--days", type=int, help="Days of timesheets up to the simulated now (demo: 90).")
+@click.option("--orders", type=int, help="Orders (demo: 300).")
+@click.option(
+    "--timezones",
+    default=",".join(DEFAULT_TIMEZONES),
+    show_default=True,
+    help="Comma-separated IANA zones the tenant's projects are in.",
+)
+@click.option(
+    "--client-id",
+    default=DEFAULT_CLIENT_ID,
+    show_default=True,
+    help="Client id the simulator ACCEPTS at its token endpoint.",
+)
+@click.option(
+    "--client-secret",
+    default=DEFAULT_CLIENT_SECRET,
+    show_default=True,
+    help="Client secret the simulator ACCEPTS at its token endpoint.",
+)
+@click.option(
+    "--now",
+    "now_text",
+    default=DEFAULT_NOW.isoformat(),
+    show_default=True,
+    help="Simulated current instant (ISO 8601; naive = UTC).",
+)
+@click.option(
+    "--token-ttl",
+    default=DEFAULT_TOKEN_TTL,
+    show_default=True,
+    type=int,
+    help="Access token lifetime in seconds.",
+)
+def serve(
+    host: str,
+    port: int,
+    seed: int,
+    scale: float,
+    workers: int | None,
+    projects: int | None,
+    days: int | None,
+    orders: int | None,
+    timezones: str,
+    client_id: str,
+    client_secret: str,
+    now_text: str,
+    token_ttl: int,
+) -> None:
+    """Generate a tenant and serve it until interrupted."""
+    import time
+
+    from .server import SimulatorServer
+    from .state import Simulator
+
+    try:
+        now = parse_datetime(now_text)
+    except ValueError:
+        raise click.BadParameter(f"not an ISO date-time: {now_text}", param_hint="--now") from None
+    zones = tuple(z.strip() for z in timezones.split(",") if z.strip())
+    config = TenantConfig.scaled(
+        scale,
+        seed=seed,
+        workers=workers,
+        projects=projects,
+        days=days,
+        orders=orders,
+        now=now,
+        timezones=zones,
+    )
+    started = time.monotonic()
+    click.echo(
+        f"Generating tenant: seed {config.seed}, {config.workers} workers, {config.projects} "
+        f"projects, {config.days} days, {config.orders} orders, now {now.isoformat()}",
+        err=True,
+    )
+    sim = Simulator(config, client_id=client_id, client_secret=client_secret, token_ttl=token_ttl)
+    counts = ", ".join(f"{k} {len(t)}" for k, t in sim.tables.items() if len(t))
+    click.echo(f"Generated in {time.monotonic() - started:.1f}s: {counts}", err=True)
+    with SimulatorServer(sim, host=host, port=port, log_level="info") as server:
+        click.echo(f"API URL:   {server.api_url}")
+        click.echo(f"Token URL: {server.token_url}")
+        click.echo(
+            f"Control:   {server.control_url}/  (faults, advance, credentials, stats, reset)"
+        )
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            click.echo("Stopping simulator", err=True)
