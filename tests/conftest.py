@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from assignar_pipeline.simulator import SimulatorServer, TenantConfig
 from tests.support.postgres import TemporaryPostgres
 from tests.support.signals import sigterm_raises_keyboard_interrupt
 
@@ -36,3 +37,28 @@ def pg_url(postgres: TemporaryPostgres, request: pytest.FixtureRequest) -> str:
 
 
 # End of the PostgreSQL fixtures.
+
+
+# ---------------------------------------------------------------------------------------------
+# Assignar simulator: one server per session on a free loopback port, reset before each test.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _simulator_server() -> Iterator[SimulatorServer]:
+    with SimulatorServer(config=TenantConfig()) as server:
+        yield server
+
+
+@pytest.fixture
+def simulator(_simulator_server: SimulatorServer) -> SimulatorServer:
+    """The demo tenant over real HTTP, regenerated with no faults and the demo credentials."""
+    _simulator_server.simulator.reset(TenantConfig())
+    return _simulator_server
+
+
+@pytest.fixture
+def short_token_simulator() -> Iterator[SimulatorServer]:
+    """A small tenant whose tokens live two seconds, for token-expiry behaviour."""
+    with SimulatorServer(config=TenantConfig(workers=3, days=3, orders=3), token_ttl=2) as server:
+        yield server

@@ -1,0 +1,52 @@
+"""The Dagster definitions load, and the test-connection job runs in a real Dagster instance."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assignar_pipeline.definitions import defs
+from assignar_pipeline.simulator import DEFAULT_CLIENT_ID as DEMO_CLIENT_ID
+from resources.assignar import AssignarResource
+
+
+def test_definitions_load():
+    """The code location that `dagster dev -w workspace.yaml` loads is valid."""
+    dg.Definitions.validate_loadable(defs)
+    assert defs.get_job_def("test_assignar_connection") is not None
+
+
+def test_connection_job_succeeds_against_the_simulator(simulator, monkeypatch, tmp_path):
+    """The Launchpad job checks the connection through the resource, secret from the env."""
+    monkeypatch.setenv("ASSIGNAR_API_URL", simulator.api_url)
+    monkeypatch.setenv("ASSIGNAR_TOKEN_URL", simulator.token_url)
+    monkeypatch.setenv("TEST_ASSIGNAR_SECRET", "demo-secret-change-me")
+    job = defs.get_job_def("test_assignar_connection")
+    resource = AssignarResource(
+        client_id=DEMO_CLIENT_ID, client_secret=dg.EnvVar("TEST_ASSIGNAR_SECRET")
+    )
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = job.execute_in_process(instance=instance, resources={"assignar": resource})
+        assert result.success
+        run = instance.get_run_by_id(result.run_id)
+        assert "demo-secret-change-me" not in str(run.run_config)
+        logs = [e.message for e in instance.all_logs(result.run_id)]
+        assert any("Connection successful" in (m or "") for m in logs)
+
+
+def test_connection_job_fails_with_the_clear_message(simulator, monkeypatch, tmp_path):
+    """A bad secret fails the run with the client's message, and the secret is in no event."""
+    monkeypatch.setenv("ASSIGNAR_API_URL", simulator.api_url)
+    monkeypatch.setenv("ASSIGNAR_TOKEN_URL", simulator.token_url)
+    monkeypatch.setenv("TEST_ASSIGNAR_SECRET", "wrong-secret-123456")
+    job = defs.get_job_def("test_assignar_connection")
+    resource = AssignarResource(
+        client_id=DEMO_CLIENT_ID, client_secret=dg.EnvVar("TEST_ASSIGNAR_SECRET")
+    )
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = job.execute_in_process(
+            instance=instance, resources={"assignar": resource}, raise_on_error=False
+        )
+        assert not result.success
+        events = " ".join(str(e) for e in instance.all_logs(result.run_id))
+        assert "Assignar rejected the client id" in events
+        assert "wrong-secret-123456" not in events
