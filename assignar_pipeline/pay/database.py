@@ -1,0 +1,79 @@
+"""The Pay database: engine from `PAY_DATABASE_URL`, migrations, and the per-connection write lock.
+
+SQLite (a file under `.data/`) is the default so that a newcomer needs nothing; PostgreSQL is used
+by URL in production. Both run the same Alembic migrations.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+
+DEFAULT_URL = "sqlite:///.data/pay.db"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def database_url(environ: os._Environ[str] | dict[str, str] = os.environ) -> str:
+    """`PAY_DATABASE_URL`, or the SQLite file `.data/pay.db` under the working directory."""
+    url = environ.get("PAY_DATABASE_URL") or DEFAULT_URL
+    # SQLAlchemy maps a bare postgresql:// URL to psycopg 3, which is not installed; the one
+    # PostgreSQL driver here is psycopg2 (dagster-postgres needs it too).
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
+
+def create_pay_engine(url: str | None = None) -> Engine:
+    """An engine for the Pay database; SQLite gets WAL, foreign keys and writer-friendly locking."""
+    url = url or database_url()
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+        sa.event.listen(engine, "connect", _sqlite_on_connect)
+        sa.event.listen(engine, "begin", _sqlite_begin_immediate)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_on_connect(dbapi_connection, _record) -> None:
+    # Let SQLAlchemy, not pysqlite, decide when transactions begin (see _sqlite_begin_immediate).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    # Take the write lock when the transaction starts, not at its first write: two writers then
+    # queue instead of one failing with "database is locked" halfway through.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (idempotent; safe to call at every start)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def lock_connection(conn: Connection, connection_id: int) -> None:
+    """Serialize writes for one connection until the surrounding transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock keyed by the connection. SQLite: the
+    transaction already holds the database's single write lock (BEGIN IMMEDIATE).
+    """
+    if conn.dialect.name == "postgresql":
+        key = zlib.crc32(f"assignar-connection:{connection_id}".encode())
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

@@ -1,0 +1,458 @@
+"""The Pay tables the integration reads and writes, and the integration's own tables.
+
+One SQLAlchemy Core `MetaData` for both: Alembic migrations are written against it, and the same
+definitions run on SQLite (the default) and PostgreSQL. Money and rates are `ScaledDecimal`, time
+is integer minutes, instants are UTC. Pay tables hold no bookkeeping columns ("last seen"), so a
+re-run that changes nothing leaves them byte-for-byte equal; bookkeeping is in sync_log/sync_state.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from assignar_pipeline.pay.types import QUANTITY, RATE, UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _id() -> Column:
+    return Column("id", Integer, primary_key=True, autoincrement=True)
+
+
+def _team() -> Column:
+    return Column("team_id", Integer, ForeignKey("team.id"), nullable=False)
+
+
+def _unique_when_present(name: str, column: str) -> Index:
+    """Unique per team where the value is set (a partial index on both engines)."""
+    present = text(f"{column} IS NOT NULL")
+    return Index(
+        name, "team_id", column, unique=True, sqlite_where=present, postgresql_where=present
+    )
+
+
+# -- Pay: tenant and authority -------------------------------------------------------------------
+
+team = Table(
+    "team",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False),
+    Column("account_type", String(10), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("week_starts_on", Integer, nullable=False, server_default="1"),  # ISO weekday
+    CheckConstraint("account_type IN ('team', 'personal')", name="account_type"),
+)
+
+team_feature = Table(
+    "team_feature",
+    metadata,
+    _team(),
+    Column("feature", String(40), nullable=False),  # integrations | job_costing | ...
+    Column("enabled", Boolean, nullable=False),
+    PrimaryKeyConstraint("team_id", "feature"),
+)
+
+pay_user = Table(
+    "pay_user",
+    metadata,
+    _id(),
+    Column("email", String(320), nullable=False, unique=True),  # stored lower-case
+    Column("full_name", String(200), nullable=False),
+)
+
+team_role = Table(
+    "team_role",
+    metadata,
+    _id(),
+    Column("team_id", Integer, ForeignKey("team.id")),  # NULL: a built-in role
+    Column("key", String(40), nullable=False),
+    Column("name", String(100), nullable=False),
+    UniqueConstraint("team_id", "key"),
+)
+
+role_permission = Table(
+    "role_permission",
+    metadata,
+    Column("role_id", Integer, ForeignKey("team_role.id"), nullable=False),
+    Column("permission", String(60), nullable=False),  # integrations.manage, payroll.manage, ...
+    PrimaryKeyConstraint("role_id", "permission"),
+)
+
+team_member = Table(
+    "team_member",
+    metadata,
+    _team(),
+    Column("user_id", Integer, ForeignKey("pay_user.id"), nullable=False),
+    Column("role_id", Integer, ForeignKey("team_role.id"), nullable=False),
+    Column("status", String(10), nullable=False, server_default="active"),
+    PrimaryKeyConstraint("team_id", "user_id"),
+)
+
+# -- Pay: master data ----------------------------------------------------------------------------
+
+client = Table(
+    "client",
+    metadata,
+    _id(),
+    _team(),
+    Column("code", String(100)),
+    Column("name", String(300), nullable=False),
+    _unique_when_present("uq_client_team_code", "code"),
+)
+
+project = Table(
+    "project",
+    metadata,
+    _id(),
+    _team(),
+    Column("client_id", Integer, ForeignKey("client.id")),
+    Column("parent_id", Integer, ForeignKey("project.id")),
+    Column("code", String(100)),
+    Column("name", String(300), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("timezone", String(64)),
+    Column("origin", String(12), nullable=False),  # manual | assignar | resolution
+    CheckConstraint("status IN ('active', 'completed', 'archived')", name="status"),
+    _unique_when_present("uq_project_team_code", "code"),
+)
+
+employee = Table(
+    "employee",
+    metadata,
+    _id(),
+    _team(),
+    Column("user_id", Integer, ForeignKey("pay_user.id")),
+    Column("employee_number", String(100)),
+    Column("first_name", String(100), nullable=False),
+    Column("last_name", String(100), nullable=False),
+    Column("email", String(320)),
+    Column("dob", Date),
+    Column("status", String(12), nullable=False),
+    Column("origin", String(12), nullable=False),
+    CheckConstraint("status IN ('active', 'inactive', 'terminated')", name="status"),
+    _unique_when_present("uq_employee_team_number", "employee_number"),
+    Index("ix_employee_team_email", "team_id", "email"),
+)
+
+cost_code = Table(
+    "cost_code",
+    metadata,
+    _id(),
+    _team(),
+    Column("code", String(100), nullable=False),
+    Column("name", String(300), nullable=False),
+    UniqueConstraint("team_id", "code"),
+)
+
+pay_code = Table(
+    "pay_code",
+    metadata,
+    _id(),
+    _team(),
+    Column("code", String(40), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(12), nullable=False),  # ordinary | overtime | penalty | allowance | leave
+    Column("multiplier", RATE),
+    UniqueConstraint("team_id", "code"),
+)
+
+pay_rate = Table(
+    "pay_rate",
+    metadata,
+    _id(),
+    _team(),
+    Column("pay_code_id", Integer, ForeignKey("pay_code.id"), nullable=False),
+    Column("employee_id", Integer, ForeignKey("employee.id")),
+    Column("project_id", Integer, ForeignKey("project.id")),
+    Column("scope_key", String(100), nullable=False),  # canonical "e=12;p=" for uniqueness
+    Column("rate", RATE, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("effective_from", Date, nullable=False),
+    Column("effective_to", Date),  # exclusive; append-only: a new rate closes the previous one
+    Column("source", String(24), nullable=False),  # manual | seed | *_resolution
+    Column("source_ref", String(100)),
+    UniqueConstraint("team_id", "pay_code_id", "scope_key", "effective_from"),
+    CheckConstraint(
+        "effective_to IS NULL OR effective_to > effective_from", name="effective_range"
+    ),
+)
+
+# -- Pay: transactions ---------------------------------------------------------------------------
+
+timesheet = Table(
+    "timesheet",
+    metadata,
+    _id(),
+    _team(),
+    Column("employee_id", Integer, ForeignKey("employee.id"), nullable=False),
+    Column("project_id", Integer, ForeignKey("project.id")),
+    Column("work_date", Date, nullable=False),  # local date of the shift's start
+    Column("start_at", UtcDateTime, nullable=False),
+    Column("end_at", UtcDateTime, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("elapsed_minutes", Integer, nullable=False),  # real time between start and end
+    Column("payable_minutes", Integer, nullable=False),  # Assignar total_time
+    Column("status", String(10), nullable=False),  # imported | approved | processed | paid | void
+    Column("void_reason", String(200)),
+    Column("locked_at", UtcDateTime),
+    Column("source_connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("source_external_id", BigInteger, nullable=False),
+    Column("source_status", String(60), nullable=False),
+    Column("source_modified_at", UtcDateTime, nullable=False),
+    Column("source_hash", String(64), nullable=False),
+    Column("source_version", Integer, nullable=False),
+    # The double-pay guard: one Pay timesheet per Assignar timesheet per connection.
+    UniqueConstraint("source_connection_id", "source_external_id"),
+    CheckConstraint("end_at > start_at", name="end_after_start"),
+    CheckConstraint("payable_minutes >= 0", name="payable_minutes"),
+    Index("ix_timesheet_team_employee_date", "team_id", "employee_id", "work_date"),
+)
+
+timesheet_line = Table(
+    "timesheet_line",
+    metadata,
+    Column("timesheet_id", Integer, ForeignKey("timesheet.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("cost_code", String(100)),  # the Assignar activity's external id
+    Column("minutes", Integer, nullable=False),
+    Column("source_item_ref", BigInteger),  # the Assignar activity entry
+    PrimaryKeyConstraint("timesheet_id", "line_no"),
+)
+
+pay_order = Table(
+    "pay_order",
+    metadata,
+    _id(),
+    _team(),
+    Column("project_id", Integer, ForeignKey("project.id")),
+    Column("order_number", String(100)),
+    Column("po_number", String(100)),
+    Column("status", String(40), nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date),
+    Column("description", Text),
+    Column("voided", Boolean, nullable=False),
+    Column("source_connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("source_external_id", BigInteger, nullable=False),
+    Column("source_hash", String(64), nullable=False),
+    UniqueConstraint("source_connection_id", "source_external_id"),
+)
+
+pay_order_line = Table(
+    "pay_order_line",
+    metadata,
+    Column("order_id", Integer, ForeignKey("pay_order.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("cost_code", String(100)),
+    Column("description", String(300)),
+    Column("quantity", QUANTITY, nullable=False),
+    Column("unit", String(20)),
+    PrimaryKeyConstraint("order_id", "line_no"),
+)
+
+# -- Integration: connections and links ----------------------------------------------------------
+
+connection = Table(
+    "connection",
+    metadata,
+    _id(),
+    Column("key", String(100), nullable=False, unique=True),  # what run config names
+    _team(),
+    Column("region", String(2), nullable=False),
+    Column("client_id", String(200), nullable=False),
+    # The NAME of the environment variable (or secret-store key) holding the secret, never it.
+    Column("client_secret_ref", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("import_timesheets", Boolean, nullable=False),
+    Column("import_orders", Boolean, nullable=False),
+    Column("status", String(12), nullable=False),  # active | disconnected
+    Column("connected_by_user_id", Integer, ForeignKey("pay_user.id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disconnected_at", UtcDateTime),
+    CheckConstraint("status IN ('active', 'disconnected')", name="status"),
+    CheckConstraint("region IN ('na', 'au')", name="region"),
+)
+
+integration_link = Table(
+    "integration_link",
+    metadata,
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("entity", String(20), nullable=False),  # client | project | worker
+    Column("external_id", BigInteger, nullable=False),
+    Column("pay_id", Integer),  # NULL: deliberately ignored
+    Column("match_rule", String(24), nullable=False),
+    PrimaryKeyConstraint("connection_id", "entity", "external_id"),
+    Index("ix_integration_link_pay", "connection_id", "entity", "pay_id"),
+)
+
+# -- Integration: staging (typed copies of what Assignar said, keyed by connection + id) ----------
+
+
+def _staging(name: str, *columns: Column | Index) -> Table:
+    """Columns every staged record has: its key, upstream version, and when we saw it."""
+    return Table(
+        name,
+        metadata,
+        Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+        Column("assignar_id", BigInteger, nullable=False),
+        *columns,
+        Column("modified_time", UtcDateTime, nullable=False),  # upstream version: newer wins
+        Column("fetched_at", UtcDateTime, nullable=False),  # start of the fetch that saw it
+        Column("content_hash", String(64), nullable=False),
+        Column("voided_at", UtcDateTime),  # vanished upstream (kept, never deleted)
+        PrimaryKeyConstraint("connection_id", "assignar_id"),
+    )
+
+
+staging_project = _staging(
+    "staging_project",
+    Column("name", String(300), nullable=False),
+    Column("code", String(100)),
+    Column("client_assignar_id", BigInteger),
+    Column("client_name", String(300)),
+    Column("client_code", String(100)),
+    Column("parent_assignar_id", BigInteger),
+    Column("active", Boolean, nullable=False),
+)
+
+staging_worker = _staging(
+    "staging_worker",
+    Column("employee_id", String(100)),
+    Column("first_name", String(100), nullable=False),
+    Column("last_name", String(100), nullable=False),
+    Column("email", String(320)),
+    Column("dob", Date),
+    Column("employment_type", Integer),
+    Column("active", Boolean, nullable=False),
+)
+
+staging_timesheet = _staging(
+    "staging_timesheet",
+    Column("work_date", Date, nullable=False),
+    Column("user_assignar_id", BigInteger, nullable=False),
+    Column("project_assignar_id", BigInteger),
+    Column("task_assignar_id", BigInteger),
+    Column("order_assignar_id", BigInteger),
+    Column("start_at", UtcDateTime, nullable=False),
+    Column("end_at", UtcDateTime, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("total_minutes", Integer, nullable=False),
+    Column("status", String(60), nullable=False),
+    Column("processed", Boolean, nullable=False),
+    Column("lines", JSON, nullable=False),  # [{"ref", "cost_code", "minutes"}]
+    Index("ix_staging_timesheet_window", "connection_id", "work_date"),
+)
+
+staging_order = _staging(
+    "staging_order",
+    Column("work_date", Date, nullable=False),  # the order's start date
+    Column("end_date", Date),
+    Column("job_number", String(100)),
+    Column("po_number", String(100)),
+    Column("project_assignar_id", BigInteger),
+    Column("client_assignar_id", BigInteger),
+    Column("status_id", Integer, nullable=False),
+    Column("description", Text),
+    Column("active", Boolean, nullable=False),
+    Column("lines", JSON, nullable=False),  # [{"cost_code", "description", "quantity", "unit"}]
+    Index("ix_staging_order_window", "connection_id", "work_date"),
+)
+
+STAGING = {
+    "projects": staging_project,
+    "workers": staging_worker,
+    "timesheets": staging_timesheet,
+    "orders": staging_order,
+}
+
+# -- Integration: what could not be loaded, and what happened ------------------------------------
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    _id(),
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("entity", String(20), nullable=False),
+    Column("assignar_id", String(40)),  # as received: it may be the malformed field
+    Column("work_date", Date),  # the partition it was fetched for (NULL for snapshots)
+    Column("record", JSON, nullable=False),  # the raw record, to fix and replay
+    Column("reason", Text, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("quarantined_at", UtcDateTime, nullable=False),
+    Column("released_at", UtcDateTime),  # a later fetch of the same record validated
+    Index("ix_quarantine_open", "connection_id", "entity", "work_date"),
+)
+
+sync_hold = Table(
+    "sync_hold",
+    metadata,
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("entity", String(20), nullable=False),
+    Column("assignar_id", BigInteger, nullable=False),
+    Column("work_date", Date),
+    Column("reason", String(300), nullable=False),
+    Column("held_since", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("connection_id", "entity", "assignar_id"),
+)
+
+sync_log = Table(
+    "sync_log",
+    metadata,
+    _id(),
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("entity", String(20), nullable=False),
+    Column("window_start", Date),
+    Column("window_end", Date),  # exclusive
+    Column("fetched", Integer, nullable=False, server_default="0"),
+    Column("inserted", Integer, nullable=False, server_default="0"),
+    Column("updated", Integer, nullable=False, server_default="0"),
+    Column("unchanged", Integer, nullable=False, server_default="0"),
+    Column("voided", Integer, nullable=False, server_default="0"),
+    Column("quarantined", Integer, nullable=False, server_default="0"),
+    Column("held", Integer, nullable=False, server_default="0"),
+    Column("api_requests", Integer, nullable=False, server_default="0"),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("error", Text),
+    Index("ix_sync_log_connection", "connection_id", "started_at"),
+)
+
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("entity", String(20), nullable=False),
+    Column("window_start", Date, nullable=False),  # 1970-01-01 for snapshot entities
+    Column("fetch_started_at", UtcDateTime, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    PrimaryKeyConstraint("connection_id", "entity", "window_start"),
+)
