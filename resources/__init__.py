@@ -5,6 +5,7 @@ import os
 import dagster as dg
 
 from resources.assignar import AssignarResource
+from resources.pay import PayDatabaseResource
 
 RESOURCES = {
     "assignar": AssignarResource(
@@ -12,6 +13,7 @@ RESOURCES = {
         client_id=dg.EnvVar("ASSIGNAR_CLIENT_ID"),
         client_secret=dg.EnvVar("ASSIGNAR_CLIENT_SECRET"),
     ),
+    "pay": PayDatabaseResource(),
 }
 
-__all__ = ["RESOURCES", "AssignarResource"]
+__all__ = ["RESOURCES", "AssignarResource", "PayDatabaseResource"]
