@@ -6,6 +6,7 @@ import dagster as dg
 
 from resources.assignar import AssignarResource
 from resources.pay import PayDatabaseResource
+from resources.scope import SyncScope
 
 RESOURCES = {
     "assignar": AssignarResource(
@@ -14,6 +15,7 @@ RESOURCES = {
         client_secret=dg.EnvVar("ASSIGNAR_CLIENT_SECRET"),
     ),
     "pay": PayDatabaseResource(),
+    "scope": SyncScope.configure_at_launch(),
 }
 
-__all__ = ["RESOURCES", "AssignarResource", "PayDatabaseResource"]
+__all__ = ["RESOURCES", "AssignarResource", "PayDatabaseResource", "SyncScope"]

@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from assignar_pipeline.client import AssignarClient
+from assignar_pipeline.connections import ConnectionRow, secret_for
 from assignar_pipeline.settings import Region, Secret, endpoints_for
 
 
@@ -31,6 +32,16 @@ class AssignarResource(dg.ConfigurableResource):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._client is not None:
             self._client.close()
+
+    def client_for(self, connection: ConnectionRow) -> AssignarClient:
+        """A client for one connection, its secret read from the variable the connection names."""
+        return AssignarClient(
+            connection.client_id,
+            secret_for(connection),
+            connection.region,
+            endpoints=endpoints_for(connection.region),
+            max_requests_per_second=self.max_requests_per_second,
+        )
 
     @property
     def client(self) -> AssignarClient:

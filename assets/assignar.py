@@ -1,0 +1,171 @@
+"""Extract assets (group `assignar`): Assignar's records, validated, in typed staging tables."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from assets.partitions import backfill_policy, work_dates
+from assets.reporting import (
+    connections_in_scope,
+    fail_if_connections_failed,
+    per_connection_metadata,
+    window_of,
+)
+from assignar_pipeline.checks import open_quarantine
+from assignar_pipeline.extract import ExtractResult
+from assignar_pipeline.sync import extract_for
+from resources.assignar import AssignarResource
+from resources.pay import PayDatabaseResource
+from resources.scope import SyncScope
+
+KINDS = {"python", "sqlalchemy"}
+OWNERS = ["team:data-engineering"]
+API_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL,
+                           jitter=dg.Jitter.PLUS_MINUS)  # fmt: skip
+
+
+def _quarantine_check(entity: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "quarantine_empty",
+        asset=f"assignar_{entity}",
+        description="No record of this window is in quarantine (WARN: fix them in Assignar).",
+    )
+
+
+def _extract(
+    context: dg.AssetExecutionContext,
+    entity: str,
+    assignar: AssignarResource,
+    pay: PayDatabaseResource,
+    scope: SyncScope,
+    *,
+    dated: bool,
+) -> Iterator[dg.MaterializeResult]:
+    window = window_of(context) if dated else None
+    connections = connections_in_scope(pay, scope)
+    results = extract_for(
+        pay.engine,
+        connections,
+        assignar.client_for,
+        entity,
+        run_id=context.run_id,
+        window=window,
+        scope=scope.filters(),
+    )
+    for result in results:
+        _log(context, result)
+    rows = [{"connection": r.connection_key, **r.as_metadata()} for r in results]
+    with pay.engine.connect() as conn:
+        quarantined = open_quarantine(conn, entity, [c.id for c in connections], window)
+    keys = {c.id: c.key for c in connections}
+    open_by_connection = {
+        keys[q.connection_id]: {"count": q.count, "reasons": list(q.reasons)} for q in quarantined
+    }
+    yield dg.MaterializeResult(
+        metadata={
+            **per_connection_metadata(rows, sum(r.fetched for r in results), connections),
+            "api_requests": sum(r.api_requests for r in results),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="quarantine_empty",
+                passed=not quarantined,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "quarantined": sum(q.count for q in quarantined),
+                    "per_connection": dg.MetadataValue.json(open_by_connection),
+                },
+            )
+        ],
+    )
+    fail_if_connections_failed(context, pay)
+
+
+def _log(context: dg.AssetExecutionContext, result: ExtractResult) -> None:
+    if result.error:
+        context.log.error(f"{result.connection_key}: {result.error}")
+    else:
+        context.log.info(f"{result.connection_key}: {result.as_metadata()}")
+
+
+@dg.asset(
+    group_name="assignar",
+    kinds=KINDS,
+    owners=OWNERS,
+    retry_policy=API_RETRY,
+    check_specs=[_quarantine_check("projects")],
+)
+def assignar_projects(
+    context: dg.AssetExecutionContext,
+    assignar: AssignarResource,
+    pay: PayDatabaseResource,
+    scope: SyncScope,
+) -> Iterator[dg.MaterializeResult]:
+    """Assignar projects of each connection (codes, clients, active flag), staged as fetched.
+
+    A snapshot: every run refreshes all projects in scope; projects deleted in Assignar are
+    marked voided, never removed.
+    """
+    yield from _extract(context, "projects", assignar, pay, scope, dated=False)
+
+
+@dg.asset(
+    group_name="assignar",
+    kinds=KINDS,
+    owners=OWNERS,
+    retry_policy=API_RETRY,
+    check_specs=[_quarantine_check("workers")],
+)
+def assignar_workers(
+    context: dg.AssetExecutionContext,
+    assignar: AssignarResource,
+    pay: PayDatabaseResource,
+    scope: SyncScope,
+) -> Iterator[dg.MaterializeResult]:
+    """Assignar workers (API `users`) of each connection: employee ids, names, emails, status."""
+    yield from _extract(context, "workers", assignar, pay, scope, dated=False)
+
+
+@dg.asset(
+    group_name="assignar",
+    kinds=KINDS,
+    owners=OWNERS,
+    partitions_def=work_dates,
+    backfill_policy=backfill_policy,
+    retry_policy=API_RETRY,
+    check_specs=[_quarantine_check("timesheets")],
+)
+def assignar_timesheets(
+    context: dg.AssetExecutionContext,
+    assignar: AssignarResource,
+    pay: PayDatabaseResource,
+    scope: SyncScope,
+) -> Iterator[dg.MaterializeResult]:
+    """Assignar timesheets by local work date: shift times, minutes, status, activity lines.
+
+    Each run is a full refresh of its dates for each connection: new and edited timesheets are
+    staged (newer wins), vanished ones voided, invalid ones quarantined with their reason.
+    """
+    yield from _extract(context, "timesheets", assignar, pay, scope, dated=True)
+
+
+@dg.asset(
+    group_name="assignar",
+    kinds=KINDS,
+    owners=OWNERS,
+    partitions_def=work_dates,
+    backfill_policy=backfill_policy,
+    retry_policy=API_RETRY,
+    check_specs=[_quarantine_check("orders")],
+)
+def assignar_orders(
+    context: dg.AssetExecutionContext,
+    assignar: AssignarResource,
+    pay: PayDatabaseResource,
+    scope: SyncScope,
+) -> Iterator[dg.MaterializeResult]:
+    """Assignar orders by start date (confirmed ones by default), for teams with job costing."""
+    yield from _extract(context, "orders", assignar, pay, scope, dated=True)
+
+
+ASSIGNAR_ASSETS = [assignar_projects, assignar_workers, assignar_timesheets, assignar_orders]

@@ -1,0 +1,21 @@
+"""Partitions by local work date and the backfill policy shared by the dated assets."""
+
+import os
+
+import dagster as dg
+
+#: The first date a backfill can reach (`PIPELINE_HISTORY_START`, ISO date).
+HISTORY_START = os.environ.get("PIPELINE_HISTORY_START", "2020-01-01")
+
+#: One partition per local work date. The newest partition is today in the world's most
+#: eastern time zone, so that a tenant whose day has begun can sync it; each connection's own
+#: time zone decides which date a shift belongs to.
+work_dates = dg.DailyPartitionsDefinition(
+    start_date=HISTORY_START, timezone="Pacific/Kiritimati", end_offset=1
+)
+
+#: Backfills run as ranged runs of about a month: a run costs seconds to start whatever its
+#: range, and the assets stream their range in chunks, so memory does not grow with it.
+backfill_policy = dg.BackfillPolicy.multi_run(
+    max_partitions_per_run=int(os.environ.get("BACKFILL_DAYS_PER_RUN", "31"))
+)

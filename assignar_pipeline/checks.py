@@ -1,0 +1,147 @@
+"""Queries behind the asset checks: open quarantine, duplicate Pay timesheets, minutes parity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from assignar_pipeline.load import APPROVED_STATUSES
+from assignar_pipeline.pay.tables import (
+    integration_link,
+    quarantine,
+    staging_timesheet,
+    sync_hold,
+    timesheet,
+)
+
+
+@dataclass(frozen=True)
+class QuarantineSummary:
+    connection_id: int
+    count: int
+    reasons: tuple[str, ...]
+
+
+def open_quarantine(
+    conn: Connection,
+    entity: str,
+    connection_ids: Sequence[int],
+    window: tuple[date, date] | None = None,
+) -> list[QuarantineSummary]:
+    """Records still quarantined, per connection, with the first few reasons."""
+    where = [
+        quarantine.c.entity == entity,
+        quarantine.c.connection_id.in_(connection_ids),
+        quarantine.c.released_at.is_(None),
+    ]
+    if window is not None:
+        where += [quarantine.c.work_date >= window[0], quarantine.c.work_date < window[1]]
+    rows = conn.execute(
+        sa.select(quarantine.c.connection_id, quarantine.c.reason)
+        .where(*where)
+        .order_by(quarantine.c.connection_id, quarantine.c.id)
+    ).all()
+    summaries: dict[int, list[str]] = {}
+    for row in rows:
+        summaries.setdefault(row.connection_id, []).append(row.reason)
+    return [
+        QuarantineSummary(cid, len(reasons), tuple(dict.fromkeys(reasons))[:3])
+        for cid, reasons in summaries.items()
+    ]
+
+
+def duplicate_timesheets(conn: Connection, connection_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """(connection, Assignar id) pairs that more than one Pay timesheet claims."""
+    rows = conn.execute(
+        sa.select(timesheet.c.source_connection_id, timesheet.c.source_external_id)
+        .where(timesheet.c.source_connection_id.in_(connection_ids))
+        .group_by(timesheet.c.source_connection_id, timesheet.c.source_external_id)
+        .having(sa.func.count() > 1)
+    ).all()
+    return [tuple(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class MinutesMismatch:
+    connection_id: int
+    employee_id: int
+    work_date: date
+    assignar_minutes: int
+    pay_minutes: int
+
+
+def minutes_parity(
+    conn: Connection, connection_ids: Sequence[int], window: tuple[date, date]
+) -> list[MinutesMismatch]:
+    """Per Pay employee and day: approved, linked, not-held Assignar minutes equal Pay's."""
+    held = sa.select(sync_hold.c.assignar_id).where(
+        sync_hold.c.connection_id == staging_timesheet.c.connection_id,
+        sync_hold.c.entity == "timesheet",
+    )
+    assignar = (
+        sa.select(
+            staging_timesheet.c.connection_id,
+            integration_link.c.pay_id.label("employee_id"),
+            staging_timesheet.c.work_date,
+            sa.func.sum(staging_timesheet.c.total_minutes).label("minutes"),
+        )
+        .join(
+            integration_link,
+            sa.and_(
+                integration_link.c.connection_id == staging_timesheet.c.connection_id,
+                integration_link.c.entity == "worker",
+                integration_link.c.external_id == staging_timesheet.c.user_assignar_id,
+                integration_link.c.pay_id.is_not(None),
+            ),
+        )
+        .where(
+            staging_timesheet.c.connection_id.in_(connection_ids),
+            staging_timesheet.c.work_date >= window[0],
+            staging_timesheet.c.work_date < window[1],
+            staging_timesheet.c.voided_at.is_(None),
+            staging_timesheet.c.status.in_(APPROVED_STATUSES),
+            staging_timesheet.c.assignar_id.not_in(held.scalar_subquery()),
+        )
+        .group_by(
+            staging_timesheet.c.connection_id,
+            integration_link.c.pay_id,
+            staging_timesheet.c.work_date,
+        )
+    )
+    held_pay = sa.select(sync_hold.c.assignar_id).where(
+        sync_hold.c.connection_id == timesheet.c.source_connection_id,
+        sync_hold.c.entity == "timesheet",
+    )
+    pay = (
+        sa.select(
+            timesheet.c.source_connection_id.label("connection_id"),
+            timesheet.c.employee_id,
+            timesheet.c.work_date,
+            sa.func.sum(timesheet.c.payable_minutes).label("minutes"),
+        )
+        .where(
+            timesheet.c.source_connection_id.in_(connection_ids),
+            timesheet.c.work_date >= window[0],
+            timesheet.c.work_date < window[1],
+            timesheet.c.status != "void",
+            timesheet.c.source_external_id.not_in(held_pay.scalar_subquery()),
+        )
+        .group_by(timesheet.c.source_connection_id, timesheet.c.employee_id, timesheet.c.work_date)
+    )
+    left = {
+        (r.connection_id, r.employee_id, r.work_date): r.minutes for r in conn.execute(assignar)
+    }
+    right = {_day_key(r): r.minutes for r in conn.execute(pay)}
+    return [
+        MinutesMismatch(*key, left.get(key, 0), right.get(key, 0))
+        for key in sorted(left.keys() | right.keys())
+        if left.get(key, 0) != right.get(key, 0)
+    ]
+
+
+def _day_key(row: sa.Row) -> tuple[int, int, date]:
+    return row.connection_id, row.employee_id, row.work_date

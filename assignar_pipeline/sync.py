@@ -1,0 +1,154 @@
+"""One pipeline step over many connections: each isolated, each logged, none stopping the others."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from assignar_pipeline.client import AssignarClient
+from assignar_pipeline.connections import ConnectionRow, ConnectionsError
+from assignar_pipeline.errors import AssignarError
+from assignar_pipeline.extract import (
+    DAYS_PER_FETCH,
+    ExtractResult,
+    Scope,
+    extract,
+    log_result,
+    split_window,
+)
+from assignar_pipeline.extract import utcnow as _utcnow
+from assignar_pipeline.load import (
+    LoadCounts,
+    load_orders,
+    load_projects,
+    load_timesheets,
+    load_workers,
+)
+from assignar_pipeline.pay.database import lock_connection
+from assignar_pipeline.pay.tables import connection as connection_table
+from assignar_pipeline.pay.tables import sync_log
+
+LOADERS = {
+    "projects": load_projects,
+    "workers": load_workers,
+    "timesheets": load_timesheets,
+    "orders": load_orders,
+}
+
+
+def extract_for(
+    engine: Engine,
+    connections: Sequence[ConnectionRow],
+    open_client: Callable[[ConnectionRow], AssignarClient],
+    entity: str,
+    *,
+    run_id: str,
+    window: tuple[date, date] | None,
+    scope: Scope,
+) -> list[ExtractResult]:
+    """Extract `entity` for each connection; a connection that cannot even start is logged."""
+    results = []
+    for connection in connections:
+        if entity == "timesheets" and not connection.import_timesheets:
+            continue
+        if entity == "orders" and not connection.import_orders:
+            continue
+        try:
+            client = open_client(connection)
+        except (AssignarError, ConnectionsError) as exc:
+            result = ExtractResult(connection.key, entity, window, error=str(exc))
+            result.error_kind = getattr(exc, "kind", "configuration")
+            _log_failure(engine, connection, run_id, result)
+            results.append(result)
+            continue
+        with client:
+            results.append(
+                extract(
+                    engine, client, connection, entity, run_id=run_id, window=window, scope=scope
+                )
+            )
+    return results
+
+
+@dataclass
+class LoadResult:
+    connection_key: str
+    entity: str
+    counts: LoadCounts = field(default_factory=LoadCounts)
+    seconds: float = 0.0
+
+
+def load_for(
+    engine: Engine,
+    connections: Sequence[ConnectionRow],
+    entity: str,
+    *,
+    run_id: str,
+    window: tuple[date, date] | None,
+    now: Callable[[], datetime] = _utcnow,
+) -> list[LoadResult]:
+    """Load staged `entity` into Pay for each connection, one transaction per window piece."""
+    results = []
+    for connection in connections:
+        started, started_at = time.monotonic(), now()
+        result = LoadResult(connection.key, entity)
+        pieces = [None] if window is None else list(split_window(window, DAYS_PER_FETCH))
+        for piece in pieces:
+            with engine.begin() as conn:
+                lock_connection(conn, connection.id)
+                counts = LOADERS[entity](conn, connection, now(), window=piece)
+            _merge(result.counts, counts)
+        result.seconds = time.monotonic() - started
+        with engine.begin() as conn:
+            conn.execute(
+                sync_log.insert().values(
+                    connection_id=connection.id,
+                    run_id=run_id,
+                    entity=f"pay_{entity}",
+                    window_start=window[0] if window else None,
+                    window_end=window[1] if window else None,
+                    inserted=result.counts.inserted + result.counts.linked,
+                    updated=result.counts.updated,
+                    unchanged=result.counts.unchanged,
+                    voided=result.counts.voided,
+                    held=result.counts.held,
+                    started_at=started_at,
+                    finished_at=now(),
+                )
+            )
+        results.append(result)
+    return results
+
+
+def failed_in_run(engine: Engine, run_id: str) -> dict[str, str]:
+    """Connection key → first error logged by this run (for naming them when the run fails)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(connection_table.c.key, sync_log.c.error)
+            .join(connection_table, connection_table.c.id == sync_log.c.connection_id)
+            .where(sync_log.c.run_id == run_id, sync_log.c.error.is_not(None))
+            .order_by(sync_log.c.id)
+        ).all()
+    failed: dict[str, str] = {}
+    for key, error in rows:
+        failed.setdefault(key, error)
+    return failed
+
+
+def _merge(total: LoadCounts, part: LoadCounts) -> None:
+    for name in ("inserted", "updated", "unchanged", "voided", "held", "ignored", "linked"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    for outcome, minutes in part.minutes.items():
+        total.minutes[outcome] = total.minutes.get(outcome, 0) + minutes
+    total.hold_reasons = (total.hold_reasons + part.hold_reasons)[:5]
+
+
+def _log_failure(engine: Engine, connection: Any, run_id: str, result: ExtractResult) -> None:
+    with engine.begin() as conn:
+        log_result(conn, connection.id, run_id, result, _utcnow(), _utcnow())
