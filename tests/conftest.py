@@ -7,7 +7,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.engine import Engine
 
+from assignar_pipeline.pay.database import create_pay_engine, migrate
 from assignar_pipeline.simulator import SimulatorServer, TenantConfig
 from tests.support.postgres import TemporaryPostgres
 from tests.support.signals import sigterm_raises_keyboard_interrupt
@@ -34,6 +36,19 @@ def pg_url(postgres: TemporaryPostgres, request: pytest.FixtureRequest) -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")
     name = f"t{next(_database_numbers)}_{slug}"[:63]
     return postgres.create_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def pay_engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
+    """A migrated, empty Pay database: a SQLite file, and (second parameter) a PostgreSQL one."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'pay.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    engine = create_pay_engine(url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
 
 
 # End of the PostgreSQL fixtures.
