@@ -227,7 +227,9 @@ class SimulatorApp:
             body = b'{"status":200,"data":{"count":%d,"rows":[%b]}}' % (len(slots), rows)
         else:
             body = b'{"status":200,"data":[%b]}' % rows
-        drift_query = (spec.key, q) if q.page_given else None
+        # Drift churns only non-empty numbered pages after the first: a keyset reader (page 1, or
+        # no page) is not disturbed, otherwise each page it reads would add one more to read.
+        drift_query = (spec.key, q) if q.page_given and q.page > 1 and slots else None
         return Response(200, body, rows=len(slots), resource=spec), drift_query
 
     def _item(self, spec: res.ResourceSpec, rid_text: str, scope: Scope) -> Response:

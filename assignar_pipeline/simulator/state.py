@@ -82,7 +82,7 @@ class Simulator:
             client_id, secret = self._initial_credentials
             if (self.auth.client_id, self.auth.client_secret) != (client_id, secret):
                 self.auth.set_credentials(client_id, secret)
-            self.faults.clear()
+            self.faults = Faults()
             self.requests.clear()
             self.rows_served = 0
 

@@ -22,6 +22,7 @@ from .timeutil import (
     day_str,
     duration_hhmm,
     hhmm,
+    is_dst_change_day,
     iso_naive,
     iso_utc,
     local_to_epoch,
@@ -249,6 +250,10 @@ def activity_entries(
     """The work time as activity entries; an unpaid break shows as the gap between two entries."""
     if break_min and end_min - start_min > 300:
         mid = start_min + ((end_min - start_min - break_min) // 2) // 15 * 15
+        if is_dst_change_day(zone, day) or is_dst_change_day(zone, day + 1):
+            # Mid-shift on a DST night is about 02:00, a time that is skipped or repeated; the
+            # break is taken two hours in instead, so every entry boundary is a real local time.
+            mid = start_min + 120
         spans = [(start_min, mid), (mid + break_min, end_min)]
     else:
         spans = [(start_min, end_min)]

@@ -85,13 +85,14 @@ def local_day_of(tz_name: str, ts: int) -> int:
     return from_epoch(ts).astimezone(zone(tz_name)).date().toordinal()
 
 
+def is_dst_change_day(tz_name: str, day_ordinal: int) -> bool:
+    """Whether the zone's UTC offset changes during this local day (a DST transition)."""
+    return _offset_seconds(tz_name, day_ordinal, 0) != _offset_seconds(tz_name, day_ordinal, 12)
+
+
 def dst_transition_days(tz_name: str, first_day: int, last_day: int) -> list[int]:
     """Ordinals of local days in [first_day, last_day] on which the zone's UTC offset changes."""
-    found = []
-    for d in range(first_day, last_day + 1):
-        if _offset_seconds(tz_name, d, 0) != _offset_seconds(tz_name, d, 12):
-            found.append(d)
-    return found
+    return [d for d in range(first_day, last_day + 1) if is_dst_change_day(tz_name, d)]
 
 
 _DT_RE = re.compile(

@@ -94,8 +94,9 @@ def test_issued_token_reads_the_api(demo_api: Api):
 
 def test_token_expires_after_its_ttl():
     """With a 1 s TTL the token works at once and is refused once the second has passed."""
-    with SimulatorServer(config=TenantConfig(workers=3, projects=2, days=3, orders=5),
-                         token_ttl=1) as server:  # fmt: skip
+    with SimulatorServer(
+        config=TenantConfig(workers=3, projects=2, days=3, orders=5), token_ttl=1
+    ) as server:
         api = Api(server)
         assert api.get("/users").status_code == 200
         time.sleep(1.2)

@@ -69,10 +69,16 @@ def test_is_and_not_with_null(demo_api, everything):
 
 def test_ne_drops_nulls_but_not_keeps_them(demo_api, everything):
     """supplier_id__ne=1 is SQL <> (nulls excluded); supplier_id__not=1 is IS NOT (nulls kept)."""
-    ne = assert_same(demo_api, everything, TS, {"supplier_id__ne": "1"},
-                     lambda r: r["supplier_id"] is not None and r["supplier_id"] != 1)  # fmt: skip
-    not_ = assert_same(demo_api, everything, TS, {"supplier_id__not": "1"},
-                       lambda r: r["supplier_id"] != 1)  # fmt: skip
+    ne = assert_same(
+        demo_api,
+        everything,
+        TS,
+        {"supplier_id__ne": "1"},
+        lambda r: r["supplier_id"] is not None and r["supplier_id"] != 1,
+    )
+    not_ = assert_same(
+        demo_api, everything, TS, {"supplier_id__not": "1"}, lambda r: r["supplier_id"] != 1
+    )
     assert len(not_) > len(ne)
 
 
@@ -94,8 +100,13 @@ def test_datetime_comparisons_accept_any_iso_form(demo_api, everything, pivot):
         ("lt", cut.__gt__),
         ("lte", cut.__ge__),
     ):
-        assert_same(demo_api, everything, TS, {f"modified_time__{op}": pivot},
-                    lambda r, t=test: t(instant(r["modified_time"])))  # fmt: skip
+        assert_same(
+            demo_api,
+            everything,
+            TS,
+            {f"modified_time__{op}": pivot},
+            lambda r, t=test: t(instant(r["modified_time"])),
+        )
 
 
 def test_gte_includes_a_boundary_with_milliseconds(demo_api, everything):
@@ -118,30 +129,65 @@ def test_int_comparisons(demo_api, everything):
 def test_in_and_not_in(demo_api, everything):
     """status__in and user_id__not_in take comma-separated lists."""
     wanted = {"SUBMITTED", "PENDING_SUBMISSION"}
-    assert_same(demo_api, everything, TS, {"status__in": ",".join(sorted(wanted))},
-                lambda r: r["status"] in wanted)  # fmt: skip
+    assert_same(
+        demo_api,
+        everything,
+        TS,
+        {"status__in": ",".join(sorted(wanted))},
+        lambda r: r["status"] in wanted,
+    )
     users = sorted({r["user_id"] for r in everything[TS]})[:3]
-    assert_same(demo_api, everything, TS, {"user_id__not_in": ",".join(map(str, users))},
-                lambda r: r["user_id"] not in users)  # fmt: skip
+    assert_same(
+        demo_api,
+        everything,
+        TS,
+        {"user_id__not_in": ",".join(map(str, users))},
+        lambda r: r["user_id"] not in users,
+    )
 
 
 def test_substring_starts_with_ends_with(demo_api, everything):
     """Text operators match inside, at the start and at the end of string fields."""
-    assert_same(demo_api, everything, "/projects/", {"name__substring": "Parramatta"},
-                lambda r: "Parramatta" in r["name"])  # fmt: skip
-    assert_same(demo_api, everything, "/projects/", {"name__starts_with": "Metro"},
-                lambda r: r["name"].startswith("Metro"))  # fmt: skip
-    assert_same(demo_api, everything, "/users", {"email__ends_with": "@example.com"},
-                lambda r: r["email"].endswith("@example.com"))  # fmt: skip
+    assert_same(
+        demo_api,
+        everything,
+        "/projects/",
+        {"name__substring": "Parramatta"},
+        lambda r: "Parramatta" in r["name"],
+    )
+    assert_same(
+        demo_api,
+        everything,
+        "/projects/",
+        {"name__starts_with": "Metro"},
+        lambda r: r["name"].startswith("Metro"),
+    )
+    assert_same(
+        demo_api,
+        everything,
+        "/users",
+        {"email__ends_with": "@example.com"},
+        lambda r: r["email"].endswith("@example.com"),
+    )
 
 
 def test_between_and_not_between_on_dates(demo_api, everything):
     """submitted_date__between=a,b is inclusive; not_between is its complement."""
     a, b = "2025-10-01", "2025-10-07"
-    assert_same(demo_api, everything, TS, {"submitted_date__between": f"{a},{b}"},
-                lambda r: a <= r["submitted_date"] <= b)  # fmt: skip
-    assert_same(demo_api, everything, TS, {"submitted_date__not_between": f"{a},{b}"},
-                lambda r: not a <= r["submitted_date"] <= b)  # fmt: skip
+    assert_same(
+        demo_api,
+        everything,
+        TS,
+        {"submitted_date__between": f"{a},{b}"},
+        lambda r: a <= r["submitted_date"] <= b,
+    )
+    assert_same(
+        demo_api,
+        everything,
+        TS,
+        {"submitted_date__not_between": f"{a},{b}"},
+        lambda r: not a <= r["submitted_date"] <= b,
+    )
 
 
 @pytest.mark.parametrize(
@@ -161,14 +207,20 @@ def test_column_comparisons(demo_api, everything, op, test):
     if op == "lt_col":  # no order ends before it starts: check the empty answer instead
         assert server_ids(demo_api, "/orders", params) == []
         return
-    assert_same(demo_api, everything, "/orders", params,
-                lambda r: test(r["end_date"], r["start_date"]))  # fmt: skip
+    assert_same(
+        demo_api, everything, "/orders", params, lambda r: test(r["end_date"], r["start_date"])
+    )
 
 
 def test_column_comparison_on_instants(demo_api, everything):
     """modified_time__gt_col=date_of_creation compares two date-times of a timesheet."""
-    assert_same(demo_api, everything, TS, {"modified_time__gt_col": "date_of_creation"},
-                lambda r: instant(r["modified_time"]) > instant(r["date_of_creation"]))  # fmt: skip
+    assert_same(
+        demo_api,
+        everything,
+        TS,
+        {"modified_time__gt_col": "date_of_creation"},
+        lambda r: instant(r["modified_time"]) > instant(r["date_of_creation"]),
+    )
 
 
 @pytest.mark.parametrize(
@@ -193,8 +245,13 @@ def test_bad_filter_values_are_400(demo_api, params, message):
 OPS = ["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in"]
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, print_blob=False,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    print_blob=False,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     field=st.sampled_from(["user_id", "project_id", "status", "submitted_date", "total_time"]),
     op=st.sampled_from(OPS),

@@ -134,22 +134,41 @@ ENDPOINTS: list[tuple[str, str, dict[str, str], dict[str, dict[str, str]], str]]
     ("/users", "/users/", USER, USER_NESTED, "list"),
     ("/timesheets-expanded", "/timesheets-expanded/", TIMESHEET, TIMESHEET_NESTED, "count_rows"),
     ("/orders", "/orders/", ORDER, ORDER_NESTED, "list"),
-    ("/activities", "/activities/", ACTIVITY,
-     {"activity_type": spec("id:int type:str label:str")}, "list"),
+    (
+        "/activities",
+        "/activities/",
+        ACTIVITY,
+        {"activity_type": spec("id:int type:str label:str")},
+        "list",
+    ),
     ("/tasks", "/tasks/", TASK, {}, "list"),
     ("/allowances", "/allowances/", spec("id:int name:str active:bool"), {}, "list"),
     ("/pay-codes", "/pay-codes/", PAY_CODE, {}, "list"),
-    ("/charge-codes", "/charge-codes/",
-     spec("id:int code:str label:str modified_by:int modified_at:dt integration_id:str?"), {},
-     "list"),
-    ("/charge-items", "/charge-items/", spec("id:int name:str rate:decimal charge_code_id:int"),
-     {}, "list"),
+    (
+        "/charge-codes",
+        "/charge-codes/",
+        spec("id:int code:str label:str modified_by:int modified_at:dt integration_id:str?"),
+        {},
+        "list",
+    ),
+    (
+        "/charge-items",
+        "/charge-items/",
+        spec("id:int name:str rate:decimal charge_code_id:int"),
+        {},
+        "list",
+    ),
     ("/order-statuses", "/order-statuses/", spec("id:int name:str"), {}, "list"),
     ("/order-types", "/order-types/", spec("id:int label:str"), {}, "list"),
     ("/employment-types", "/employment-types/", spec("id:int name:str"), {}, "list"),
-    ("/user-types", "/user-types/",
-     spec("id:int user_type:str label:str modified_by:str modified_time:dt"), {}, "list"),
-]  # fmt: skip
+    (
+        "/user-types",
+        "/user-types/",
+        spec("id:int user_type:str label:str modified_by:str modified_time:dt"),
+        {},
+        "list",
+    ),
+]
 
 CHECKS: dict[str, Any] = {
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -205,8 +224,9 @@ def check_nested(
     return found
 
 
-@pytest.mark.parametrize(("path", "item", "fields", "nested", "envelope"), ENDPOINTS,
-                         ids=[e[0] for e in ENDPOINTS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "item", "fields", "nested", "envelope"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS]
+)
 def test_list_envelope_fields_and_types(demo_api: Api, path, item, fields, nested, envelope):
     """A list page has the documented envelope and every record the schema's fields and types."""
     resp = demo_api.get(path, page_size=1000)
@@ -228,8 +248,9 @@ def test_list_envelope_fields_and_types(demo_api: Api, path, item, fields, neste
     assert not found, "\n".join(found[:20])
 
 
-@pytest.mark.parametrize(("path", "item", "fields", "nested", "envelope"), ENDPOINTS,
-                         ids=[e[0] for e in ENDPOINTS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "item", "fields", "nested", "envelope"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS]
+)
 def test_get_by_id_envelope(demo_api: Api, path, item, fields, nested, envelope):
     """GET {item}{id} answers {status: 200, data: record} with the same record as the list."""
     first = demo_api.rows(path, page_size=1)[0]
@@ -242,9 +263,15 @@ def test_get_by_id_envelope(demo_api: Api, path, item, fields, nested, envelope)
 
 @pytest.mark.parametrize(
     ("item", "label"),
-    [("/projects/", "Project"), ("/users/", "User"), ("/timesheets-expanded/", "Timesheet"),
-     ("/orders/", "Order"), ("/clients/", "Client"), ("/pay-codes/", "PayCode")],
-)  # fmt: skip
+    [
+        ("/projects/", "Project"),
+        ("/users/", "User"),
+        ("/timesheets-expanded/", "Timesheet"),
+        ("/orders/", "Order"),
+        ("/clients/", "Client"),
+        ("/pay-codes/", "PayCode"),
+    ],
+)
 def test_unknown_id_is_404_in_the_spec_shape(demo_api: Api, item, label):
     """A missing id is 404 {errorType, errorMessage '[404] Object Not Found - X (id:N)', trace}."""
     resp = demo_api.get(f"{item}999999999")
