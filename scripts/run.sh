@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the Assignar simulator in the background and Dagster's UI in the foreground,
-# wired together through the environment; Ctrl-C stops both.
+# wired together through the environment; the demo Pay team is seeded and connected to the
+# simulator in between (idempotent across restarts). Ctrl-C stops both.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,6 +17,10 @@ export ASSIGNAR_TOKEN_URL=$simulator_url/oauth2/token
 export ASSIGNAR_CLIENT_ID=demo-client
 export ASSIGNAR_CLIENT_SECRET=demo-secret-change-me
 export DAGSTER_HOME=$root/.dagster_home
+export PAY_DATABASE_URL=${PAY_DATABASE_URL:-sqlite:///$root/.data/pay.db}
+connection_key=demo
+# The simulator's "now" is the current hour, so "the last 4 weeks" in the UI hold its data.
+simulated_now=$(date -u +%Y-%m-%dT%H:00:00Z)
 
 say() { printf '==> %s\n' "$*"; }
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -57,7 +62,7 @@ say "Starting the Assignar simulator on $simulator_url"
 # setsid: the simulator gets its own process group, so stop_simulator can reach every process
 # uv spawns for it, and a Ctrl-C meant for Dagster does not race our orderly shutdown.
 setsid "$uv" run --frozen assignar-pipeline simulator serve \
-  --host 127.0.0.1 --port "$simulator_port" &
+  --host 127.0.0.1 --port "$simulator_port" --now "$simulated_now" &
 simulator_pid=$!
 
 for _ in {1..300}; do
@@ -73,10 +78,26 @@ if ! port_in_use "$simulator_port"; then
   exit 1
 fi
 
+say "Preparing the Pay database and the demo team"
+init_output=$("$uv" run --frozen assignar-pipeline pay init --demo)
+printf '%s\n' "$init_output"
+pay_database=$(sed -n 's/^Pay database ready: //p' <<<"$init_output")  # password hidden
+team_id=$(sed -n 's/^Demo team id: //p' <<<"$init_output")
+if [[ -z $team_id ]]; then
+  echo "pay init --demo did not report the demo team's id (see above)." >&2
+  exit 1
+fi
+say "Connecting Pay team $team_id to the simulator as '$connection_key'"
+"$uv" run --frozen assignar-pipeline connect --key "$connection_key" --team-id "$team_id" \
+  --user-email priya.raman@example.com --region au --client-id "$ASSIGNAR_CLIENT_ID" \
+  --secret-env ASSIGNAR_CLIENT_SECRET --timezone Australia/Sydney --timesheets --orders
+
 cat <<MSG
 
 ==========================================================================
-  Assignar simulator:  $simulator_url  (API $ASSIGNAR_API_URL)
+  Assignar simulator:  $simulator_url  (API $ASSIGNAR_API_URL, now $simulated_now)
+  Pay database:        $pay_database
+  Pay connection:      $connection_key  (demo team $team_id; run config connections: [$connection_key])
   Dagster UI:          starting on $dagster_url
 
   Open $dagster_url in your browser.
