@@ -405,8 +405,8 @@ def test_cli_refusal_exits_1_without_traceback(cli_env):
     assert result.exit_code == 1
     assert result.output.startswith("Refused: Assignar's test connection failed:")
     assert "Traceback" not in result.output and "wrong-secret-xyz" not in result.output
-    orders = _cli(cli_env, *_connect_args(team + 7))
-    assert orders.exit_code == 1 and "does not exist" in orders.output
+    missing = _cli(cli_env, *_connect_args(team + 7))
+    assert missing.exit_code == 1 and missing.output.startswith("Refused: Pay team")
 
 
 def test_cli_disconnect_unknown_key_and_empty_list(cli_env):
