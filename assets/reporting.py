@@ -55,8 +55,9 @@ def fail_if_connections_failed(context: dg.AssetExecutionContext, pay: PayDataba
     failed = failed_in_run(pay.engine, context.run_id)
     if not failed:
         return
-    selected = context.run.asset_selection or set()
-    if _descendants(context.repository_def.asset_graph, context.asset_key) & selected:
+    layer = context.job_def.asset_layer
+    selected = context.run.asset_selection or layer.selected_asset_keys
+    if _descendants(layer.asset_graph, context.asset_key) & selected:
         context.log.warning(f"Connections failed, reported at the end of the run: {failed}")
         return
     lines = "\n".join(f"- {key}: {error}" for key, error in failed.items())

@@ -27,6 +27,7 @@ from assignar_pipeline.staging import (
     StageCounts,
     quarantine_records,
     release_quarantine,
+    release_stale_quarantine,
     stage_rows,
     void_vanished,
 )
@@ -191,6 +192,10 @@ def _refresh(
                     scope=_void_scope(entity, filters),
                 )
             )
+            if not filters.keys() - {f"{WINDOW_FIELDS.get(entity)}__between"}:
+                release_stale_quarantine(
+                    conn, entity, connection.id, fetch_started_at, now(), window=window
+                )
         _record_state(conn, connection.id, entity, window, fetch_started_at, run_id)
 
 

@@ -263,3 +263,28 @@ def release_quarantine(
             .values(released_at=now)
         ).rowcount
     return released
+
+
+def release_stale_quarantine(
+    conn: Connection,
+    entity: str,
+    connection_id: int,
+    fetch_started_at: datetime,
+    now: datetime,
+    *,
+    window: tuple[date, date] | None = None,
+) -> int:
+    """After a complete refresh, quarantine shows only what that refresh found invalid.
+
+    Entries quarantined before the fetch began and not quarantined again were fixed (or
+    deleted) upstream, even when their id was the malformed part and cannot be matched.
+    """
+    where = [
+        quarantine.c.connection_id == connection_id,
+        quarantine.c.entity == entity,
+        quarantine.c.released_at.is_(None),
+        quarantine.c.quarantined_at < fetch_started_at,
+    ]
+    if window is not None:
+        where += [quarantine.c.work_date >= window[0], quarantine.c.work_date < window[1]]
+    return conn.execute(quarantine.update().where(*where).values(released_at=now)).rowcount

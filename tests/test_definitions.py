@@ -8,6 +8,14 @@ from assignar_pipeline.definitions import defs
 from assignar_pipeline.simulator import DEFAULT_CLIENT_ID as DEMO_CLIENT_ID
 from resources.assignar import AssignarResource
 
+CONFIG = {
+    "ops": {
+        "check_assignar_connection": {
+            "config": {"client_id": DEMO_CLIENT_ID, "secret_env": "TEST_ASSIGNAR_SECRET"}
+        }
+    }
+}
+
 
 def test_definitions_load():
     """The code location that `dagster dev -w workspace.yaml` loads is valid."""
@@ -21,11 +29,10 @@ def test_connection_job_succeeds_against_the_simulator(simulator, monkeypatch, t
     monkeypatch.setenv("ASSIGNAR_TOKEN_URL", simulator.token_url)
     monkeypatch.setenv("TEST_ASSIGNAR_SECRET", "demo-secret-change-me")
     job = defs.get_job_def("test_assignar_connection")
-    resource = AssignarResource(
-        client_id=DEMO_CLIENT_ID, client_secret=dg.EnvVar("TEST_ASSIGNAR_SECRET")
-    )
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        result = job.execute_in_process(instance=instance, resources={"assignar": resource})
+        result = job.execute_in_process(
+            instance=instance, resources={"assignar": AssignarResource()}, run_config=CONFIG
+        )
         assert result.success
         run = instance.get_run_by_id(result.run_id)
         assert "demo-secret-change-me" not in str(run.run_config)
@@ -39,12 +46,12 @@ def test_connection_job_fails_with_the_clear_message(simulator, monkeypatch, tmp
     monkeypatch.setenv("ASSIGNAR_TOKEN_URL", simulator.token_url)
     monkeypatch.setenv("TEST_ASSIGNAR_SECRET", "wrong-secret-123456")
     job = defs.get_job_def("test_assignar_connection")
-    resource = AssignarResource(
-        client_id=DEMO_CLIENT_ID, client_secret=dg.EnvVar("TEST_ASSIGNAR_SECRET")
-    )
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         result = job.execute_in_process(
-            instance=instance, resources={"assignar": resource}, raise_on_error=False
+            instance=instance,
+            resources={"assignar": AssignarResource()},
+            run_config=CONFIG,
+            raise_on_error=False,
         )
         assert not result.success
         events = " ".join(str(e) for e in instance.all_logs(result.run_id))
