@@ -329,7 +329,22 @@ def _ordered_ids(table: Table, r: range, reverse: bool) -> Iterator[int]:
 
 def _ordered_index(table: Table, name: str, r: range, reverse: bool) -> Iterator[int]:
     entries = table.sorted_idx[name]
-    return (entries[i][2] for i in (reversed(r) if reverse else r))
+    if not reverse:
+        return (entries[i][2] for i in r)
+    return _descending_ties_by_id(entries, r)
+
+
+def _descending_ties_by_id(entries: list[tuple[Any, int, int]], r: range) -> Iterator[int]:
+    """Walk an index backwards, but keep equal values in ascending id order (the tie rule)."""
+    i = r.stop - 1
+    while i >= r.start:
+        value = entries[i][0]
+        j = i
+        while j > r.start and entries[j - 1][0] == value:
+            j -= 1
+        for k in range(j, i + 1):
+            yield entries[k][2]
+        i = j - 1
 
 
 def _fast_order(table: Table, sort: list[tuple[str, bool]]) -> tuple[str, bool] | None:
@@ -340,9 +355,9 @@ def _fast_order(table: Table, sort: list[tuple[str, bool]]) -> tuple[str, bool] 
         return "id", sort[0][1]
     first, desc = sort[0]
     rest = sort[1:]
-    simple = first in table.sorted_idx and not desc and rest in ([], [("id", False)])
+    simple = first in table.sorted_idx and rest in ([], [("id", False)])
     if simple and table.null_count[first] == 0:
-        return f"idx:{first}", False
+        return f"idx:{first}", desc
     return None
 
 

@@ -65,6 +65,7 @@ class Table:
         self.null_count: dict[str, int] = {f: 0 for f in spec.sorted_indexes}
         for f in (*spec.hash_indexes, *spec.sorted_indexes):
             self.cols.setdefault(f, [])
+        self._time_fields = [f for f, k in spec.fields.items() if k in ("date", "datetime")]
 
     # ----------------------------------------------------------------- reading
     def __len__(self) -> int:
@@ -110,7 +111,6 @@ class Table:
         missing = [n for n in names if n != "id" and n not in self.cols]
         if not missing:
             return
-        kinds = [self.spec.fields[n] for n in missing]
         new_cols: list[list[Any]] = [[] for _ in missing]
         loads = orjson.loads
         for b in self.blobs:
@@ -119,9 +119,8 @@ class Table:
                     c.append(None)
                 continue
             rec = loads(b)
-            for c, n, k in zip(new_cols, missing, kinds, strict=True):
-                v = rec.get(n)
-                c.append(normalize(k, v) if k in ("date", "datetime") else v)
+            for c, n in zip(new_cols, missing, strict=True):
+                c.append(rec.get(n))
         for n, c in zip(missing, new_cols, strict=True):
             self.cols[n] = c
 
@@ -162,7 +161,15 @@ class Table:
             self.null_count[f] = len(self.order) - len(entries)
 
     def put(self, record: Record) -> None:
-        """Insert a record, or replace the stored one with the same id (it moves to the end)."""
+        """Insert a record, or replace the stored one with the same id (it moves to the end).
+
+        Top-level dates and date-times are stored in the API's canonical form (a record written
+        with '2024-01-15T08:00:00Z' is served as '2024-01-15T08:00:00.000Z'), so decoded column
+        values always equal the served JSON values.
+        """
+        for name in self._time_fields:
+            if name in record:
+                record[name] = normalize(self.spec.fields[name], record[name])
         rid = record["id"]
         blob = dumps(record)
         slot = self.order.pop(rid, None)
@@ -184,10 +191,8 @@ class Table:
             self.seq[slot] = self._next_seq
         self._next_seq += 1
         self.order[rid] = slot
-        fields = self.spec.fields
         for name, col in self.cols.items():
-            kind = fields[name]
-            col[slot] = normalize(kind, record.get(name))
+            col[slot] = record.get(name)
         self._index(slot)
 
     def replace_blob(self, rid: int, record: Record) -> None:
