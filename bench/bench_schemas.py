@@ -1,0 +1,64 @@
+"""Throughput of `assignar_pipeline.schemas.validate` on simulator records, in chunks.
+
+    uv run python bench/bench_schemas.py [--workers 150] [--chunk 5000] [--repeat 5]
+
+Records go through orjson and `json.loads(..., parse_float=Decimal)` first, as the client
+delivers them; only `validate` is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from decimal import Decimal
+
+import orjson
+
+from assignar_pipeline.schemas import validate
+from assignar_pipeline.simulator import Simulator, TenantConfig
+
+RESOURCES = {
+    "timesheets": "timesheets-expanded",
+    "orders": "orders",
+    "workers": "users",
+    "projects": "projects",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=150)
+    parser.add_argument("--orders", type=int, default=10_000)
+    parser.add_argument("--chunk", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--entity", choices=sorted(RESOURCES), default=None)
+    args = parser.parse_args()
+
+    sim = Simulator(TenantConfig(workers=args.workers, projects=40, orders=args.orders))
+    validate("projects", [], timezone="UTC")  # load time zone names and compile schemas once
+    for entity, resource in RESOURCES.items():
+        if args.entity and entity != args.entity:
+            continue
+        records = [json.loads(orjson.dumps(r), parse_float=Decimal) for r in sim.records(resource)]
+        chunks = [records[i : i + args.chunk] for i in range(0, len(records), args.chunk)]
+        rates = []
+        rows = quarantined = 0
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            rows = quarantined = 0
+            for chunk in chunks:
+                result = validate(entity, chunk, timezone="Australia/Sydney")
+                rows += len(result.rows)
+                quarantined += len(result.quarantined)
+            rates.append(len(records) / (time.perf_counter() - started))
+        print(
+            f"{entity:<11} {len(records):>7} records in chunks of {args.chunk}: "
+            f"median {statistics.median(rates):>9,.0f} records/s "
+            f"(best {max(rates):,.0f}); rows {rows}, quarantined {quarantined}"
+        )
+
+
+if __name__ == "__main__":
+    main()
