@@ -308,6 +308,10 @@ def _sources(table: Table, filters: list[Filter]) -> list[_Source]:
                 )
             )
     for f in filters:
+        if f.field == "id" and (f.op == "in" or (f.op in ("eq", "is") and f.value is not None)):
+            wanted = dict.fromkeys(f.values if f.op == "in" else (f.value,))
+            slots = [s for s in map(table.order.get, wanted) if s is not None]
+            found.append(_Source(len(slots), lambda rev, s=slots: iter(s), None))
         if f.field in table.hash_idx and f.op in ("eq", "is", "in"):
             idx = table.hash_idx[f.field]
             keys = tuple(dict.fromkeys(f.values)) if f.op == "in" else (f.value,)

@@ -25,7 +25,7 @@ from .timeutil import from_epoch, iso_utc
 
 
 class UnknownResource(KeyError):
-    pass
+    """A resource name that is not one of the simulated endpoints."""
 
 
 class Simulator:
@@ -78,6 +78,8 @@ class Simulator:
         with self.lock:
             if config is not None:
                 self.config = config
+            # Drop the old tenant first: at benchmark scale two copies would not fit in memory.
+            self.tables = {}
             self._load(self.config)
             client_id, secret = self._initial_credentials
             if (self.auth.client_id, self.auth.client_secret) != (client_id, secret):

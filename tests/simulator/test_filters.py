@@ -128,6 +128,13 @@ def test_int_comparisons(demo_api, everything):
     assert [r["id"] for r in rows] == [i for i in ids if lo < i <= hi] == ids[101:401]
 
 
+def test_id_in_list(demo_api, everything, planner):
+    """id__in=a,b,c returns exactly those records (unknown ids are simply absent)."""
+    ids = [r["id"] for r in everything[TS]][::97]
+    rows = demo_api.rows(TS, id__in=",".join(map(str, [*ids, 1])), sort="-id", fields="id")
+    assert [r["id"] for r in rows] == sorted(ids, reverse=True)
+
+
 def test_in_and_not_in(demo_api, everything):
     """status__in and user_id__not_in take comma-separated lists."""
     wanted = {"SUBMITTED", "PENDING_SUBMISSION"}
