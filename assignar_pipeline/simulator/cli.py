@@ -64,6 +64,11 @@ def simulator() -> None:
     type=int,
     help="Access token lifetime in seconds.",
 )
+@click.option(
+    "--rate-limit",
+    type=float,
+    help="Refuse more than this many requests per second per client with 429 (default: no limit).",
+)
 def serve(
     host: str,
     port: int,
@@ -78,6 +83,7 @@ def serve(
     client_secret: str,
     now_text: str,
     token_ttl: int,
+    rate_limit: float | None,
 ) -> None:
     """Generate a tenant and serve it until interrupted."""
     import time
@@ -107,6 +113,8 @@ def serve(
         err=True,
     )
     sim = Simulator(config, client_id=client_id, client_secret=client_secret, token_ttl=token_ttl)
+    if rate_limit:
+        sim.add_fault("request_rate", count=None, rps=rate_limit)
     counts = ", ".join(f"{k} {len(t)}" for k, t in sim.tables.items() if len(t))
     click.echo(f"Generated in {time.monotonic() - started:.1f}s: {counts}", err=True)
     with SimulatorServer(sim, host=host, port=port, log_level="info") as server:

@@ -170,8 +170,7 @@ def test_workers_without_employee_id(tenant):
 
 
 def test_same_person_twice_with_email_in_other_case(tenant):
-    """One person has two accounts whose emails differ only in letter case; the old one is
-    inactive and the two share name, dob and employee id."""
+    """One person, two accounts: emails differ only in case, same name/dob/employee id."""
     by_email: dict[str, list[dict[str, Any]]] = {}
     for u in tenant["/users"]:
         by_email.setdefault(u["email"].lower(), []).append(u)

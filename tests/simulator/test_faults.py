@@ -94,8 +94,7 @@ def test_malformed_json_is_a_200_that_does_not_parse(api: Api):
 
 
 def test_malformed_record_breaks_types_of_one_record(api: Api):
-    """malformed_record: valid envelope, and the page's middle record has a string id,
-    modified_time 'not-a-date' and a number where the schema has a string."""
+    """malformed_record: valid envelope; one record's id, modified_time, total_time mistyped."""
     good = api.rows(TS, page_size=10)
     inject(api, "malformed_record", path="/v2/timesheets-expanded")
     bad = api.rows(TS, page_size=10)
@@ -215,8 +214,7 @@ def test_drift_makes_numbered_paging_skip_records(api: Api):
 
 
 def test_keyset_paging_stays_exact_under_drift(api: Api):
-    """While numbered readers churn the data, keyset paging (sort=id&id__gt=last&page=1)
-    neither skips nor repeats: it sees every record that was there all along, once."""
+    """While a numbered reader causes drift, keyset paging neither skips nor repeats records."""
     before = set(_keyset(api))
     inject(api, "drift")
     got: list[int] = []

@@ -143,8 +143,7 @@ def test_insert_update_delete_through_the_control_plane(api: Api):
 
 
 def test_user_edit_shows_in_timesheet_embeds_without_touching_them(api: Api):
-    """Renaming a worker changes the user embedded in their timesheets, not the timesheets'
-    modified_time (embeds are read-time joins)."""
+    """A worker's new email shows in their timesheets' user embed; their modified_time stays."""
     sheet = api.rows(TS, page_size=1)[0]
     uid = sheet["user_id"]
     api.server.simulator.update("users", uid, {"email": "renamed@example.com"})
