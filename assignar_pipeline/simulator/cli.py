@@ -5,10 +5,14 @@ Registered on the project CLI with `main.add_command(simulator)`.
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from .auth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TOKEN_TTL
 from .data import DEFAULT_NOW, DEFAULT_TIMEZONES, TenantConfig
+from .server import SimulatorServer
+from .state import Simulator
 from .timeutil import parse_datetime
 
 
@@ -86,11 +90,6 @@ def serve(
     rate_limit: float | None,
 ) -> None:
     """Generate a tenant and serve it until interrupted."""
-    import time
-
-    from .server import SimulatorServer
-    from .state import Simulator
-
     try:
         now = parse_datetime(now_text)
     except ValueError:

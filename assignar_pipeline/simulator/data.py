@@ -15,7 +15,7 @@ import orjson
 
 from . import catalog as cat
 from .store import dumps
-from .timeutil import EPOCH_ORDINAL, day_str, epoch, iso_utc
+from .timeutil import EPOCH_ORDINAL, day_str, dst_transition_days, epoch, iso_utc
 
 DEFAULT_NOW = datetime(2025, 11, 14, 7, 0, tzinfo=UTC)
 DEFAULT_TIMEZONES = ("Australia/Sydney", "Australia/Perth", "America/Denver")
@@ -381,7 +381,6 @@ def _site(suburb: str) -> cat.Site:
 def project_record(
     world: World,
     p: Project,
-    rng: random.Random,
     clients: dict[int, Record],
     supervisors: list[Record],
     modified: str,
@@ -457,7 +456,7 @@ def _projects(world: World, clients: list[Record], users: list[Record]) -> list[
             changed = (p.end_day + 1 - EPOCH_ORDINAL) * 86400 + 3600 * 3
         changed = min(changed + rng.randrange(36000), world.now_ts - 3600)
         sups = sup_by_zone.get(p.zone, [])[: 1 + p.index % 2]
-        out.append(project_record(world, p, rng, by_id, sups, iso_utc(changed, _ms(rng)), active))
+        out.append(project_record(world, p, by_id, sups, iso_utc(changed, _ms(rng)), active))
     return out
 
 
@@ -476,7 +475,7 @@ def user_record(
     site: cat.Site,
     active: bool,
     modified_ts: int,
-    tags: list[int] = (),  # type: ignore[assignment]
+    tags: tuple[int, ...] = (),
 ) -> Record:
     rng = world.rng
     task = next((t for t in cat.TASKS if t[0] == task_id), None)
@@ -658,7 +657,7 @@ def _users(world: World) -> list[Record]:
                 site=site,
                 active=active,
                 modified_ts=_user_modified(world, w, rng),
-                tags=[302] if night else ([301] if i % 5 == 0 else []),
+                tags=(302,) if night else ((301,) if i % 5 == 0 else ()),
             )
         )
     if dup_new is not None and dup_old is not None:
@@ -862,8 +861,6 @@ def generate_world(config: TenantConfig) -> tuple[World, dict[str, list[Record]]
 
 def _force_rough_edges(world: World) -> None:
     """Pin the shifts tests rely on: a split day and a night shift over each DST change."""
-    from .timeutil import dst_transition_days
-
     first, today = world.first_day, world.today
     day_workers = [w for w in world.workers if not w.night and w.last_day is None]
     if day_workers:

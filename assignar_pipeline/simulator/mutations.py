@@ -23,7 +23,7 @@ from .timesheets import (
     retime,
     shifts_ending_between,
 )
-from .timeutil import EPOCH_ORDINAL, day_str, iso_utc
+from .timeutil import EPOCH_ORDINAL, day_str, iso_utc, parse_datetime
 
 if TYPE_CHECKING:
     from .state import Simulator
@@ -170,8 +170,6 @@ def _save(sim: Simulator, resource: str, rec: dict[str, Any]) -> None:
 
 
 def _end_ts(rec: dict[str, Any]) -> int:
-    from .timeutil import parse_datetime
-
     return int(parse_datetime(rec["end_datetime"]).timestamp())
 
 
@@ -219,9 +217,12 @@ def _people_and_projects(
             modified_ts=t,
         )
         world.workers.append(w)
+        del rec["modified_time"]  # insert stamps the simulated now
         sim.insert("users", rec)
         counts["users_created"] += 1
-    if rng.random() < 0.06 * k:
+    # Staff details change now and then, and at least once a day (09:00 UTC) so every simulated
+    # day has a worker change for incremental syncs to pick up.
+    if rng.random() < 0.06 * k or t % 86400 == 9 * 3600:
         w = rng.choice(world.workers)
         rec = sim.get("users", w.id)
         if rec is not None:
@@ -281,7 +282,7 @@ def _new_project(sim: Simulator, rng: random.Random, today: int) -> None:
     )
     world.projects.append(p)
     clients = {c["id"]: c for c in sim.records("clients")}
-    rec = project_record(world, p, rng, clients, [], sim.now_iso(), True)
+    rec = project_record(world, p, clients, [], sim.now_iso(), True)
     sim.insert("projects", rec)
 
 
@@ -328,6 +329,7 @@ def _orders(sim: Simulator, t: int, rng: random.Random, k: int, counts: Counter[
                 supplier_id=None,
                 rng=rng,
             )
+            del rec["modified_time"]  # insert stamps the simulated now
             sim.insert("orders", rec)
             counts["orders_created"] += 1
 

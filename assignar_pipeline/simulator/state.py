@@ -17,7 +17,8 @@ import orjson
 from . import resources as res
 from .auth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TOKEN_TTL, Auth
 from .data import TenantConfig, World, generate_world
-from .faults import ACTION_KINDS, Fault, Faults, validate
+from .faults import ACTION_KINDS, MODE_KINDS, Fault, Faults, validate
+from .mutations import advance as apply_advance
 from .query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .store import Record, Table
 from .timesheets import Embeds, generate, order_embed, user_embed
@@ -102,12 +103,10 @@ class Simulator:
 
     def advance(self, minutes: int) -> dict[str, int]:
         """Move the simulated clock forward and apply the changes that happen meanwhile."""
-        from .mutations import advance
-
         if minutes < 0:
             raise ValueError("the simulated clock only moves forward")
         with self.lock:
-            return advance(self, minutes)
+            return apply_advance(self, minutes)
 
     # ----------------------------------------------------------------- records
     def table(self, resource: str) -> Table:
@@ -249,8 +248,6 @@ class Simulator:
     ) -> dict[str, Any]:
         """Inject a fault (or run an action kind). `count` defaults to 1 for per-request faults
         and to None (until cleared) for modes."""
-        from .faults import MODE_KINDS
-
         with self.lock:
             if kind in ACTION_KINDS:
                 params = validate(kind, params)

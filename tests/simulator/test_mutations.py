@@ -55,6 +55,22 @@ def test_a_day_of_changes_is_stamped_inside_the_interval(api: Api):
     assert approved and all(after[i]["modified_time"] > START for i in approved)
 
 
+def test_no_record_is_stamped_after_the_simulated_now(api: Api):
+    """After a day of changes, no modified field of any resource lies past the new now."""
+    now = _advance(api, 24 * 60)["now"]
+    fields = {
+        "/users": "modified_time",
+        "/orders": "modified_time",
+        "/projects/": "modified_time",
+        TS: "modified_time",
+        "/clients/": "modified_time",
+    }
+    for path, field in fields.items():
+        stamps = [r[field] for r in api.everything(path)]
+        assert max(stamps) <= now, path
+        assert any(s > START for s in stamps) or path == "/clients/", path
+
+
 def test_edits_change_end_time_and_total_time(api: Api):
     """An edited timesheet has a new end time and a total_time that follows it."""
     before = {t["id"]: t for t in api.everything(TS)}
