@@ -50,8 +50,10 @@ Mapping choices (the simulator in `assignar_pipeline/simulator/` stands in for t
     (not skipped or repeated by a DST change).
   - total_minutes = `total_time` "HH:MM" (hours may be written past 23 but a shift is at most 24
     hours). The shift itself (end - start) must be positive and at most 24 hours; total_minutes
-    and the activity entries' summed `duration` must not exceed it. `status` is kept as given
-    (any non-blank text: the API's enum is not published); processed = `processed_at` is set.
+    and the activity entries' summed `duration` must not exceed it, measured in real time or by
+    the local clock, whichever is longer (they differ by the DST change on a DST night).
+  - `status` is kept as given (any non-blank text: the API's enum is not published); processed
+    = `processed_at` is set.
   - lines = [{"ref": entry id, "cost_code": activity.external_id, "minutes": duration}].
 - orders: work_date = `start_date`; `end_date` (optional) must not be before it; description =
   `job_description` (multi-line text allowed); lines = [{"cost_code": external_id, "description":
@@ -120,8 +122,8 @@ _ID_TEXT_LIMIT = 40  # quarantine.assignar_id
 # C0/C1 controls, DEL and lone surrogates (which no database encoding accepts).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-_DURATION = re.compile(r"(\d{1,4}):([0-5]\d)")
-_CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+_DURATION = re.compile(r"([0-9]{1,4}):([0-5][0-9])")
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 _MISSING: Any = object()
 
 
@@ -316,7 +318,13 @@ def _object(value: Any, name: str, errs: Errors) -> dict[str, Any]:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
+    """The instant in UTC; None beyond year 1..9999 in UTC (the range check reports those)."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 # ------------------------------------------------------------------- pandera building blocks
@@ -475,6 +483,7 @@ class TimesheetFrame(pa.DataFrameModel):
     local_start_time: Series[pd.Int64Dtype] = pa.Field(nullable=True, alias="_local_start_time")
     local_end_time: Series[pd.Int64Dtype] = pa.Field(nullable=True, alias="_local_end_time")
     entry_minutes: Series[pd.Int64Dtype] = pa.Field(nullable=True, alias="_entry_minutes")
+    shift_length: Series[pd.Int64Dtype] = pa.Field(nullable=True, alias="_shift_length")
 
     _ids = _positive("id", "user_id", "project_id", "task_id", "order_id")
     _instants = _instant_range("start_datetime", "end_datetime", "processed_at", "modified_time")
@@ -497,15 +506,14 @@ class TimesheetFrame(pa.DataFrameModel):
         error="total_time: must not exceed the time between start_datetime and end_datetime"
     )
     def _total_within_shift(cls, df: pd.DataFrame) -> pd.Series:
-        return _holds(df["total_time"] * 60_000_000 <= df["end_datetime"] - df["start_datetime"])
+        return _holds(df["total_time"] * 60_000_000 <= df["_shift_length"])
 
     @pa.dataframe_check(
         error="activity_entries: durations must not add up to more than the time between "
         "start_datetime and end_datetime"
     )
     def _entries_within_shift(cls, df: pd.DataFrame) -> pd.Series:
-        elapsed = df["end_datetime"] - df["start_datetime"]
-        return _holds(df["_entry_minutes"] * 60_000_000 <= elapsed)
+        return _holds(df["_entry_minutes"] * 60_000_000 <= df["_shift_length"])
 
     @pa.dataframe_check(
         error="submitted_date: must be the local date of start_datetime in the timesheet's "
@@ -606,7 +614,8 @@ class OrderActivityFrame(pa.DataFrameModel):
 
     @pa.check("quantity", name="quantity_places", error="must have at most 2 decimal places")
     def _quantity_places(cls, s: pd.Series) -> pd.Series:
-        return s.map(lambda q: q == q.quantize(_CENT)).astype(bool)
+        # Out-of-range values are reported by the range check; quantize could overflow on them.
+        return s.map(lambda q: not 0 <= q < _QUANTITY_LIMIT or q == q.quantize(_CENT)).astype(bool)
 
 
 # --------------------------------------------------------------------------- per-entity readers
@@ -763,8 +772,14 @@ def _read_timesheet(
         values["_i"] = i
         children.append(values)
         minutes = values["duration"]
+        if minutes is not None and not 0 <= minutes <= _DAY_MINUTES:
+            minutes = None  # the entry frame reports it; a sum of huge values would overflow
         lines.append(
-            {"ref": values["id"], "cost_code": values["activity.external_id"], "minutes": minutes}
+            {
+                "ref": values["id"],
+                "cost_code": values["activity.external_id"],
+                "minutes": values["duration"],
+            }
         )
         if minutes is None or entry_minutes is None:
             entry_minutes = None
@@ -784,6 +799,14 @@ def _read_timesheet(
             local_start = start.astimezone(zone)  # type: ignore[union-attr]
         if end_us is not None and _FIRST_US <= end_us < _END_US:
             local_end = end.astimezone(zone)  # type: ignore[union-attr]
+    # How long the shift is, in real time or by the clock, whichever is longer: the two differ
+    # on a DST night and Assignar may count either way (pay-domain §4.10).
+    shift_length = None
+    if start_us is not None and end_us is not None:
+        shift_length = end_us - start_us
+        if local_start is not None and local_end is not None:
+            clock = local_end.replace(tzinfo=None) - local_start.replace(tzinfo=None)
+            shift_length = max(shift_length, clock // _US)
     frame = {
         "id": rid,
         "user_id": user_id,
@@ -805,6 +828,7 @@ def _read_timesheet(
         else local_start.hour * 60 + local_start.minute,
         "_local_end_time": None if local_end is None else local_end.hour * 60 + local_end.minute,
         "_entry_minutes": entry_minutes,
+        "_shift_length": shift_length,
     }
     row = {
         "assignar_id": rid,
@@ -1022,6 +1046,30 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _schema_failures(
+    spec: _Spec,
+    frame_values: list[dict[str, Any]],
+    frame_pos: list[int],
+    child_values: list[dict[str, Any]],
+    child_pos: list[int],
+) -> list[tuple[int, str, str]]:
+    """(record position, field, message) for every failure of the chunk's frames."""
+    found: list[tuple[int, str, str]] = []
+    if frame_values:
+        frame = _frame(spec.model, frame_values)
+        for i, field, message in _failures(spec.model, frame):
+            targets = range(len(frame_pos)) if i is None else (i,)
+            found.extend((frame_pos[t], field, message) for t in targets)
+    if child_values and spec.child_model is not None:
+        frame = _frame(spec.child_model, child_values)
+        for i, field, message in _failures(spec.child_model, frame):
+            targets = range(len(child_pos)) if i is None else (i,)
+            for t in targets:
+                label = f"{spec.child_field}[{child_values[t]['_i']}]"
+                found.append((child_pos[t], f"{label}.{field}", message))
+    return found
+
+
 def _validate(spec: _Spec, records: Sequence[Any], fallback: ZoneInfo, timezone: str) -> Validated:
     n = len(records)
     reasons: list[Errors] = [[] for _ in range(n)]
@@ -1054,19 +1102,12 @@ def _validate(spec: _Spec, records: Sequence[Any], fallback: ZoneInfo, timezone:
 
     # 2. pandera, on the record frame and on the nested lists' frame. A field the pre-pass
     # already reported is not reported again (its null would only add "must not be null").
-    found: list[tuple[int, str, str]] = []
-    if frame_values:
-        frame = _frame(spec.model, frame_values)
-        for i, field, message in _failures(spec.model, frame):
-            targets = range(len(frame_pos)) if i is None else (i,)
-            found.extend((frame_pos[t], field, message) for t in targets)
-    if child_values and spec.child_model is not None:
-        frame = _frame(spec.child_model, child_values)
-        for i, field, message in _failures(spec.child_model, frame):
-            targets = range(len(child_pos)) if i is None else (i,)
-            for t in targets:
-                label = f"{spec.child_field}[{child_values[t]['_i']}]"
-                found.append((child_pos[t], f"{label}.{field}", message))
+    try:
+        found = _schema_failures(spec, frame_values, frame_pos, child_values, child_pos)
+    except Exception as exc:  # a bug here must not crash the run nor stage unchecked values
+        found = [
+            (pos, "record", f"could not be validated ({type(exc).__name__})") for pos in frame_pos
+        ]
     for pos, field, message in found:
         if field not in read_fields[pos] and (field, message) not in reasons[pos]:
             reasons[pos].append((field, message))
