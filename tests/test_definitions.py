@@ -57,3 +57,43 @@ def test_connection_job_fails_with_the_clear_message(simulator, monkeypatch, tmp
         events = " ".join(str(e) for e in instance.all_logs(result.run_id))
         assert "Assignar rejected the client id" in events
         assert "wrong-secret-123456" not in events
+
+
+def test_workspace_validates_with_the_dagster_cli(tmp_path):
+    """`dagster definitions validate -w workspace.yaml` accepts the code location."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [
+            Path(sys.executable).with_name("dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        cwd=root,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_asset_graph_has_groups_kinds_owners_and_descriptions():
+    """Every asset says what it is: group, kinds, owner and a description for the UI."""
+    specs = {spec.key.path[-1]: spec for a in defs.assets for spec in a.specs}
+    assert {k for k, s in specs.items() if s.group_name == "assignar"} == {
+        "assignar_projects", "assignar_workers", "assignar_timesheets", "assignar_orders",
+    }  # fmt: skip
+    assert {k for k, s in specs.items() if s.group_name == "pay"} == {
+        "pay_projects", "pay_employees", "pay_timesheets", "pay_orders",
+    }  # fmt: skip
+    for name, spec in specs.items():
+        assert spec.description and len(spec.description) > 40, name
+        assert spec.kinds and spec.owners, name
