@@ -109,7 +109,8 @@ def main() -> None:
     ratio = figures[90]["peak_rss_mb"] / figures[7]["peak_rss_mb"]
     verdict = "met" if ratio <= 1.2 else "NOT met"
     print(f"\n90-day peak / 7-day peak = {ratio:.2f} (target ≤ 1.20: {verdict})")
-    print(f"bench process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"bench process peak RSS: {own_peak:.0f} MB")
 
 
 if __name__ == "__main__":
