@@ -805,8 +805,10 @@ def _read_timesheet(
     if start_us is not None and end_us is not None:
         shift_length = end_us - start_us
         if local_start is not None and local_end is not None:
-            clock = local_end.replace(tzinfo=None) - local_start.replace(tzinfo=None)
-            shift_length = max(shift_length, clock // _US)
+            # By the clock = real time + the change of UTC offset between start and end.
+            offset_change = local_end.utcoffset() - local_start.utcoffset()  # type: ignore[operator]
+            if offset_change:
+                shift_length = max(shift_length, shift_length + offset_change // _US)
     frame = {
         "id": rid,
         "user_id": user_id,
@@ -1128,9 +1130,14 @@ def _validate(spec: _Spec, records: Sequence[Any], fallback: ZoneInfo, timezone:
 
 
 def content_hash(row: dict[str, Any]) -> str:
-    """sha256 hex of the row's values except content_hash, independent of key order."""
-    values = {k: v for k, v in row.items() if k != "content_hash"}
-    return hashlib.sha256(orjson.dumps(values, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """sha256 hex of the row's values except content_hash, independent of key order.
+
+    The serialisation is orjson's with sorted keys: dates as "2025-08-17", instants as
+    "2025-08-17T12:30:00+00:00" (microseconds when present), lines as JSON arrays.
+    """
+    if "content_hash" in row:
+        row = {k: v for k, v in row.items() if k != "content_hash"}
+    return hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _quarantine(rec: Any, errs: Errors) -> Quarantined:
