@@ -56,10 +56,6 @@ def by_id(rows: list[dict[str, Any]], assignar_id: int) -> dict[str, Any]:
     return next(r for r in rows if r["assignar_id"] == assignar_id)
 
 
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
 def assert_row_types(entity: str, row: dict[str, Any]) -> None:
     """Every value fits its staging column: Python type, nullability and length."""
     table = STAGING[entity]
