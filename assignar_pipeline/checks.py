@@ -78,9 +78,11 @@ def minutes_parity(
     conn: Connection, connection_ids: Sequence[int], window: tuple[date, date]
 ) -> list[MinutesMismatch]:
     """Per Pay employee and day: approved, linked, not-held Assignar minutes equal Pay's."""
-    held = sa.select(sync_hold.c.assignar_id).where(
+    # NOT EXISTS on the hold's primary key: a correlated NOT IN scanned the holds per row.
+    held = sa.exists().where(
         sync_hold.c.connection_id == staging_timesheet.c.connection_id,
         sync_hold.c.entity == "timesheet",
+        sync_hold.c.assignar_id == staging_timesheet.c.assignar_id,
     )
     assignar = (
         sa.select(
@@ -104,7 +106,7 @@ def minutes_parity(
             staging_timesheet.c.work_date < window[1],
             staging_timesheet.c.voided_at.is_(None),
             staging_timesheet.c.status.in_(APPROVED_STATUSES),
-            staging_timesheet.c.assignar_id.not_in(held.scalar_subquery()),
+            ~held,
         )
         .group_by(
             staging_timesheet.c.connection_id,
@@ -112,9 +114,10 @@ def minutes_parity(
             staging_timesheet.c.work_date,
         )
     )
-    held_pay = sa.select(sync_hold.c.assignar_id).where(
+    held_pay = sa.exists().where(
         sync_hold.c.connection_id == timesheet.c.source_connection_id,
         sync_hold.c.entity == "timesheet",
+        sync_hold.c.assignar_id == timesheet.c.source_external_id,
     )
     pay = (
         sa.select(
@@ -128,7 +131,7 @@ def minutes_parity(
             timesheet.c.work_date >= window[0],
             timesheet.c.work_date < window[1],
             timesheet.c.status != "void",
-            timesheet.c.source_external_id.not_in(held_pay.scalar_subquery()),
+            ~held_pay,
         )
         .group_by(timesheet.c.source_connection_id, timesheet.c.employee_id, timesheet.c.work_date)
     )

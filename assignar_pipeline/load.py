@@ -1,8 +1,13 @@
-"""Staging → Pay: link what is certain, load what is linked, hold what is not — never guess.
+"""Staging → Pay: link what is certain, load what is linked, hold the rest on a conflict.
 
-Certain means an existing link, an exact project code, an exact employee number or a unique
-email. Everything else (a project whose name matches a Pay project without a code, a worker with
-no certain match) is held in `sync_hold` with its reason, counted, and left for reconciliation.
+Certain means an existing link, an exact project code, an exact employee number, a unique email,
+or a normalised name with the same client (projects) or date of birth (workers); see
+`reconcile/matching.py`. Anything else becomes a conflict (Duplicate Project, Worker Mismatch)
+that a person resolves, and the timesheets and orders that depend on it are held in `sync_hold`,
+counted, and loaded once it is resolved. A timesheet is priced at Pay's rate; where Assignar's
+rate differs it waits on a Rate Difference conflict. A timesheet Pay has processed or paid is never
+changed: a later upstream change becomes an adjustment conflict.
+
 Each function runs inside the caller's transaction for one connection, so Pay never shows half a
 window, and writes only rows whose content changed, so a re-run leaves Pay byte-for-byte equal.
 """
@@ -10,8 +15,6 @@ window, and writes only rows whose content changed, so a re-run leaves Pay byte-
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -28,11 +31,58 @@ from assignar_pipeline.pay.tables import (
     pay_order,
     pay_order_line,
     project,
-    sync_hold,
     team_feature,
     timesheet,
+    timesheet_adjustment,
     timesheet_line,
 )
+from assignar_pipeline.reconcile.conflicts import (
+    DUPLICATE_PROJECT,
+    KIND_LABELS,
+    LOCKED_CHANGED,
+    RATE_DIFFERENCE,
+    WORKER_MISMATCH,
+    ConflictBook,
+    Hold,
+    conflict_id,
+    replace_holds,
+    short,
+)
+from assignar_pipeline.reconcile.matching import (
+    PayEmployee,
+    PayProject,
+    ProjectFacts,
+    WorkerFacts,
+    match_project,
+    match_worker,
+)
+from assignar_pipeline.reconcile.normalize import norm_code, norm_email, norm_name
+from assignar_pipeline.reconcile.rates import (
+    ORDINARY,
+    RATE_UNIT,
+    PayRate,
+    PayRates,
+    amount,
+    assignar_rates,
+    differs,
+    price_hash,
+    rate_fingerprint,
+    show_rate,
+)
+from assignar_pipeline.reconcile.settings import thresholds_for
+
+__all__ = [
+    "APPROVED_STATUSES",
+    "LOCKED_STATUSES",
+    "LoadCounts",
+    "load_orders",
+    "load_projects",
+    "load_timesheets",
+    "load_workers",
+    "norm_code",
+    "norm_email",
+    "norm_name",
+]
 
 #: Assignar statuses at or above which a timesheet is imported (Pay's default threshold).
 APPROVED_STATUSES = frozenset(
@@ -44,60 +94,53 @@ APPROVED_STATUSES = frozenset(
     }
 )
 LOCKED_STATUSES = frozenset({"processed", "paid"})
+OUTCOMES = ("inserted", "updated", "unchanged", "adjusted", "voided", "held", "ignored", "linked")
 
 
 @dataclass
 class LoadCounts:
-    """What one load did; `minutes` tracks the same outcomes in minutes (conservation)."""
+    """What one load did; `minutes` tracks the same outcomes in minutes (conservation: every
+    staged record of the window ends in exactly one outcome)."""
 
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    adjusted: int = 0  # locked in Pay, changed upstream, the change accepted as an adjustment
     voided: int = 0
     held: int = 0
     ignored: int = 0
     linked: int = 0
     minutes: dict[str, int] = field(default_factory=dict)
     hold_reasons: list[str] = field(default_factory=list)
+    conflicts: dict[str, int] = field(default_factory=dict)  # open conflicts met, by kind
 
     def count(self, outcome: str, minutes: int = 0) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
         self.minutes[outcome] = self.minutes.get(outcome, 0) + minutes
 
+    def merge(self, part: LoadCounts) -> None:
+        for name in OUTCOMES:
+            setattr(self, name, getattr(self, name) + getattr(part, name))
+        for outcome, minutes in part.minutes.items():
+            self.minutes[outcome] = self.minutes.get(outcome, 0) + minutes
+        self.hold_reasons = (self.hold_reasons + part.hold_reasons)[:5]
+        for kind, n in part.conflicts.items():
+            self.conflicts[kind] = max(self.conflicts.get(kind, 0), n)
+
     def as_metadata(self) -> dict[str, Any]:
         return {
-            "inserted": self.inserted,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "voided": self.voided,
-            "held": self.held,
-            "ignored": self.ignored,
-            "linked": self.linked,
+            **{name: getattr(self, name) for name in OUTCOMES},
+            "conflicts": sum(self.conflicts.values()),
         }
 
-
-# -- normalisation ------------------------------------------------------------------------------
-
-
-def norm_code(value: str | None) -> str | None:
-    """Codes compare exactly after Unicode, case and whitespace folding; nothing fuzzier."""
-    if value is None:
-        return None
-    folded = " ".join(unicodedata.normalize("NFKC", value).split()).casefold()
-    return folded or None
+    def _note_conflicts(self, book: ConflictBook, ids: Iterable[str]) -> None:
+        for cid in set(ids):
+            row = book.rows.get(cid)
+            if row is not None and row.status == "open":
+                self.conflicts[row.kind] = self.conflicts.get(row.kind, 0) + 1
 
 
-def norm_name(value: str | None) -> str:
-    """Names for spotting a possible duplicate (never for linking): punctuation is noise."""
-    text = unicodedata.normalize("NFKC", value or "").casefold().replace("&", " and ")
-    return " ".join(re.sub(r"[^\w]+", " ", text).split())
-
-
-def norm_email(value: str | None) -> str | None:
-    return value.strip().casefold() or None if value else None
-
-
-# -- links and holds ----------------------------------------------------------------------------
+# -- links --------------------------------------------------------------------------------------
 
 
 def links(conn: Connection, connection_id: int, entity: str) -> dict[int, Any]:
@@ -110,63 +153,31 @@ def links(conn: Connection, connection_id: int, entity: str) -> dict[int, Any]:
     return {row.external_id: row for row in rows}
 
 
-def _link(
-    conn: Connection, connection_id: int, entity: str, external_id: int, pay_id: int, rule: str
-) -> None:
-    conn.execute(
-        integration_link.insert().values(
-            connection_id=connection_id,
-            entity=entity,
-            external_id=external_id,
-            pay_id=pay_id,
-            match_rule=rule,
-        )
-    )
-
-
-def _replace_holds(
+def write_link(
     conn: Connection,
     connection_id: int,
     entity: str,
-    holds: dict[int, tuple[str, date | None]],
-    now: datetime,
-    *,
-    window: tuple[date, date] | None = None,
+    external_id: int,
+    pay_id: int | None,
+    rule: str,
+    resolution_id: int | None = None,
 ) -> None:
-    """Make sync_hold hold exactly `holds` for this entity (and window), keeping held_since."""
-    where = [sync_hold.c.connection_id == connection_id, sync_hold.c.entity == entity]
-    if window is not None:
-        where += [sync_hold.c.work_date >= window[0], sync_hold.c.work_date < window[1]]
-    current = {row.assignar_id: row for row in conn.execute(sa.select(sync_hold).where(*where))}
-    released = [i for i in current if i not in holds]
-    if released:
-        conn.execute(sync_hold.delete().where(*where, sync_hold.c.assignar_id.in_(released)))
-    for assignar_id, (reason, work_date) in holds.items():
-        old = current.get(assignar_id)
-        if old is None:
-            conn.execute(
-                sync_hold.delete().where(
-                    sync_hold.c.connection_id == connection_id,
-                    sync_hold.c.entity == entity,
-                    sync_hold.c.assignar_id == assignar_id,
-                )
+    """Insert the link, or re-point an existing one (a resolution replacing what was there)."""
+    key = (
+        integration_link.c.connection_id == connection_id,
+        integration_link.c.entity == entity,
+        integration_link.c.external_id == external_id,
+    )
+    values = {"pay_id": pay_id, "match_rule": rule, "resolution_id": resolution_id}
+    current = conn.execute(sa.select(integration_link).where(*key)).first()
+    if current is None:
+        conn.execute(
+            integration_link.insert().values(
+                connection_id=connection_id, entity=entity, external_id=external_id, **values
             )
-            conn.execute(
-                sync_hold.insert().values(
-                    connection_id=connection_id,
-                    entity=entity,
-                    assignar_id=assignar_id,
-                    work_date=work_date,
-                    reason=reason,
-                    held_since=now,
-                )
-            )
-        elif old.reason != reason:
-            conn.execute(
-                sync_hold.update()
-                .where(*where, sync_hold.c.assignar_id == assignar_id)
-                .values(reason=reason)
-            )
+        )
+    elif any(getattr(current, k) != v for k, v in values.items()):
+        conn.execute(integration_link.update().where(*key).values(values))
 
 
 def _staged(conn: Connection, entity: str, connection_id: int, window=None) -> list[Any]:
@@ -177,104 +188,175 @@ def _staged(conn: Connection, entity: str, connection_id: int, window=None) -> l
     return conn.execute(query.order_by(table.c.assignar_id)).all()
 
 
+def _finish(
+    conn: Connection,
+    connection: Any,
+    entity: str,
+    book: ConflictBook,
+    holds: dict[int, Hold],
+    counts: LoadCounts,
+    now: datetime,
+    window: tuple[date, date] | None = None,
+) -> None:
+    replace_holds(conn, connection.id, entity, holds, now, window=window)
+    counts.hold_reasons = [h.reason for h in holds.values()][:5]
+    counts._note_conflicts(book, (c for h in holds.values() for c in h.conflicts))
+    book.finish()
+
+
 # -- projects and clients -----------------------------------------------------------------------
+
+
+class _Clients:
+    """The team's Pay clients and this connection's client links, for finding without creating."""
+
+    def __init__(self, conn: Connection, connection: Any) -> None:
+        self.conn, self.connection = conn, connection
+        rows = conn.execute(sa.select(client).where(client.c.team_id == connection.team_id)).all()
+        self.names = {r.id: r.name for r in rows}
+        self.by_code = {norm_code(r.code): r.id for r in rows if r.code}
+        self.links = {k: v.pay_id for k, v in links(conn, connection.id, "client").items()}
+
+    def find(self, staged: Any) -> int | None:
+        """The Pay client an Assignar project's client is linked to, or has the code of."""
+        if staged.client_assignar_id is None:
+            return None
+        if staged.client_assignar_id in self.links:
+            return self.links[staged.client_assignar_id]
+        return self.by_code.get(norm_code(staged.client_code)) if staged.client_code else None
+
+    def ensure(self, staged: Any) -> int | None:
+        """`find`, else create the Pay client; the link is written either way."""
+        if staged.client_assignar_id is None:
+            return None
+        if staged.client_assignar_id in self.links:
+            return self.links[staged.client_assignar_id]
+        pay_id = self.find(staged)
+        rule = "exact_code"
+        if pay_id is None:
+            name = staged.client_name or staged.client_code or f"Client {staged.client_assignar_id}"
+            pay_id = self.conn.execute(
+                client.insert()
+                .values(team_id=self.connection.team_id, code=staged.client_code, name=name)
+                .returning(client.c.id)
+            ).scalar_one()
+            self.names[pay_id] = name
+            rule = "created"
+        write_link(self.conn, self.connection.id, "client", staged.client_assignar_id, pay_id, rule)
+        self.links[staged.client_assignar_id] = pay_id
+        return pay_id
+
+
+def project_values(staged: Any, clients: _Clients) -> dict[str, Any]:
+    """The Pay project fields Assignar decides for a project Assignar created."""
+    return {
+        "name": staged.name,
+        "status": "active" if staged.active else "completed",
+        "client_id": clients.ensure(staged),
+    }
 
 
 def load_projects(
     conn: Connection, connection: Any, now: datetime, window: None = None
 ) -> LoadCounts:
-    """Link or create a Pay project for each staged Assignar project (see module docstring)."""
+    """Link or create a Pay project for each staged Assignar project; hold possible duplicates
+    on a Duplicate Project conflict with the candidates."""
     counts = LoadCounts()
+    limits = thresholds_for(conn, connection.id)
+    book = ConflictBook(conn, connection.id, now)
     linked = links(conn, connection.id, "project")
-    pay_projects = conn.execute(
-        sa.select(project).where(project.c.team_id == connection.team_id)
-    ).all()
-    by_code = {norm_code(p.code): p for p in pay_projects if p.code}
-    by_name: dict[str, list[Any]] = {}
-    for p in pay_projects:
-        by_name.setdefault(norm_name(p.name), []).append(p)
-    holds: dict[int, tuple[str, date | None]] = {}
+    clients = _Clients(conn, connection)
+    pay_rows = conn.execute(sa.select(project).where(project.c.team_id == connection.team_id)).all()
+    by_id = {p.id: p for p in pay_rows}
+    pay_projects = [_pay_project(p, clients) for p in pay_rows]
+    holds: dict[int, Hold] = {}
     for staged in _staged(conn, "projects", connection.id):
         if staged.voided_at is not None:
             continue  # deleted in Assignar: Pay keeps its project and the link
         link = linked.get(staged.assignar_id)
-        values = {
-            "name": staged.name,
-            "status": "active" if staged.active else "completed",
-            "client_id": _client_id(conn, connection, staged, counts),
-        }
         if link is not None:
-            current = next((p for p in pay_projects if p.id == link.pay_id), None)
-            if (
-                current is not None
-                and current.origin == "assignar"
-                and any(getattr(current, k) != v for k, v in values.items())
-            ):
-                conn.execute(project.update().where(project.c.id == link.pay_id).values(values))
-                counts.count("updated")
-            else:
-                counts.count("unchanged")
+            current = by_id.get(link.pay_id)
+            if current is not None and current.origin == "assignar":
+                values = project_values(staged, clients)
+                if any(getattr(current, k) != v for k, v in values.items()):
+                    conn.execute(project.update().where(project.c.id == current.id).values(values))
+                    counts.count("updated")
+                    continue
+            counts.count("unchanged")
             continue
-        exact = by_code.get(norm_code(staged.code)) if staged.code else None
-        if exact is not None:
-            _link(conn, connection.id, "project", staged.assignar_id, exact.id, "exact_code")
+        fingerprint = f"project:{staged.assignar_id}"
+        resolution = book.resolution(conflict_id(connection.id, DUPLICATE_PROJECT, fingerprint))
+        if resolution is not None and resolution.target_pay_id in by_id:
+            rule = "resolution_merge" if resolution.decision == "merge" else "resolution_create"
+            write_link(
+                conn,
+                connection.id,
+                "project",
+                staged.assignar_id,
+                resolution.target_pay_id,
+                rule,
+                resolution.id,
+            )
             counts.count("linked")
             continue
-        namesakes = by_name.get(norm_name(staged.name), [])
-        if namesakes:
-            names = ", ".join(f"#{p.id} {p.name!r}" for p in namesakes)
-            holds[staged.assignar_id] = (f"possible duplicate of Pay project {names}", None)
+        facts = ProjectFacts(
+            staged.assignar_id, staged.name, staged.code, staged.client_name, clients.find(staged)
+        )
+        match = match_project(facts, pay_projects, limits.project_name)
+        if match.linked:
+            write_link(conn, connection.id, "project", staged.assignar_id, match.pay_id, match.rule)
+            counts.count("linked")
+            continue
+        if match.candidates:
+            row = book.observe(
+                DUPLICATE_PROJECT,
+                fingerprint,
+                subject_entity="project",
+                subject_external_id=staged.assignar_id,
+                summary=(
+                    f"Assignar project {staged.name!r} ({staged.code or 'no code'}) may be Pay's "
+                    f"{match.candidates[0]['name']!r} (#{match.candidates[0]['pay_id']}): "
+                    f"{match.reason}"
+                ),
+                details={
+                    "assignar": {
+                        "id": staged.assignar_id,
+                        "name": staged.name,
+                        "code": staged.code,
+                        "client": staged.client_name,
+                        "client_code": staged.client_code,
+                        "active": staged.active,
+                    },
+                    "reason": match.reason,
+                },
+                candidates=list(match.candidates),
+            )
+            holds[staged.assignar_id] = Hold(
+                f"project {staged.assignar_id} {staged.name!r}: "
+                f"{KIND_LABELS[DUPLICATE_PROJECT]} {short(row.id)} ({match.reason})",
+                None,
+                (row.id,),
+            )
             counts.count("held")
             continue
+        values = project_values(staged, clients)
         pay_id = conn.execute(
             project.insert()
             .values(team_id=connection.team_id, code=staged.code, origin="assignar", **values)
             .returning(project.c.id)
         ).scalar_one()
-        _link(conn, connection.id, "project", staged.assignar_id, pay_id, "created")
+        write_link(conn, connection.id, "project", staged.assignar_id, pay_id, "created")
+        created = conn.execute(sa.select(project).where(project.c.id == pay_id)).one()
+        by_id[pay_id] = created
+        pay_projects.append(_pay_project(created, clients))
         counts.count("inserted")
-    counts.hold_reasons = [reason for reason, _ in holds.values()][:5]
-    _replace_holds(conn, connection.id, "project", holds, now)
+    book.supersede_unseen([DUPLICATE_PROJECT])
+    _finish(conn, connection, "project", book, holds, counts, now)
     return counts
 
 
-def _client_id(conn: Connection, connection: Any, staged: Any, counts: LoadCounts) -> int | None:
-    """The Pay client of a staged project: linked, or the one with its exact code, or new."""
-    if staged.client_assignar_id is None:
-        return None
-    link = conn.execute(
-        sa.select(integration_link.c.pay_id).where(
-            integration_link.c.connection_id == connection.id,
-            integration_link.c.entity == "client",
-            integration_link.c.external_id == staged.client_assignar_id,
-        )
-    ).first()
-    if link is not None:
-        return link.pay_id
-    existing = None
-    if staged.client_code:
-        existing = conn.execute(
-            sa.select(client.c.id).where(
-                client.c.team_id == connection.team_id, client.c.code == staged.client_code
-            )
-        ).first()
-    if existing is not None:
-        pay_id, rule = existing.id, "exact_code"
-    else:
-        pay_id = conn.execute(
-            client.insert()
-            .values(
-                team_id=connection.team_id,
-                code=staged.client_code,
-                name=staged.client_name
-                or staged.client_code
-                or f"Client {staged.client_assignar_id}",
-            )
-            .returning(client.c.id)
-        ).scalar_one()
-        rule = "created"
-    _link(conn, connection.id, "client", staged.client_assignar_id, pay_id, rule)
-    return pay_id
+def _pay_project(p: Any, clients: _Clients) -> PayProject:
+    return PayProject(p.id, p.name, p.code, p.client_id, clients.names.get(p.client_id), p.status)
 
 
 # -- workers ------------------------------------------------------------------------------------
@@ -283,78 +365,238 @@ def _client_id(conn: Connection, connection: Any, staged: Any, counts: LoadCount
 def load_workers(
     conn: Connection, connection: Any, now: datetime, window: None = None
 ) -> LoadCounts:
-    """Link each staged worker to a Pay employee by employee number or unique email, or hold."""
+    """Link each staged worker to a Pay employee by a certain key, or hold it on a Worker
+    Mismatch conflict listing the closest Pay employees. Pay's employees are never overwritten."""
     counts = LoadCounts()
+    limits = thresholds_for(conn, connection.id)
+    book = ConflictBook(conn, connection.id, now)
     linked = links(conn, connection.id, "worker")
-    employees = conn.execute(
-        sa.select(employee).where(employee.c.team_id == connection.team_id)
-    ).all()
-    by_number: dict[str, list[Any]] = {}
-    by_email: dict[str, list[Any]] = {}
-    for e in employees:
-        if e.employee_number:
-            by_number.setdefault(norm_code(e.employee_number), []).append(e)
-        if e.email:
-            by_email.setdefault(norm_email(e.email), []).append(e)
+    employees = [
+        PayEmployee(e.id, e.employee_number, e.first_name, e.last_name, e.email, e.dob, e.status)
+        for e in conn.execute(
+            sa.select(employee)
+            .where(employee.c.team_id == connection.team_id)
+            .order_by(employee.c.id)
+        )
+    ]
+    known = {e.id for e in employees}
     staged_rows = [s for s in _staged(conn, "workers", connection.id) if s.voided_at is None]
-    staged_emails: dict[str | None, int] = {}
+    staged_emails: dict[str, int] = {}
     for s in staged_rows:
-        staged_emails[norm_email(s.email)] = staged_emails.get(norm_email(s.email), 0) + 1
-    holds: dict[int, tuple[str, date | None]] = {}
+        email = norm_email(s.email)
+        if email:
+            staged_emails[email] = staged_emails.get(email, 0) + 1
+    holds: dict[int, Hold] = {}
     for staged in staged_rows:
         if staged.assignar_id in linked:
             counts.count("unchanged")
             continue
-        number = norm_code(staged.employee_id)
-        email = norm_email(staged.email)
-        by_num = by_number.get(number, []) if number else []
-        if len(by_num) == 1:
-            _link(
-                conn, connection.id, "worker", staged.assignar_id, by_num[0].id, "employee_number"
+        fingerprint = f"worker:{staged.assignar_id}"
+        resolution = book.resolution(conflict_id(connection.id, WORKER_MISMATCH, fingerprint))
+        if resolution is not None and (
+            resolution.decision == "ignore" or resolution.target_pay_id in known
+        ):
+            pay_id = None if resolution.decision == "ignore" else resolution.target_pay_id
+            rule = {"map": "resolution_map", "ignore": "ignored"}.get(
+                resolution.decision, "resolution_create"
+            )
+            write_link(
+                conn, connection.id, "worker", staged.assignar_id, pay_id, rule, resolution.id
             )
             counts.count("linked")
             continue
-        by_mail = by_email.get(email, []) if email else []
-        contradicts = (
-            len(by_mail) == 1
-            and number is not None
-            and by_mail[0].employee_number is not None
-            and norm_code(by_mail[0].employee_number) != number
+        facts = WorkerFacts(
+            staged.assignar_id,
+            staged.employee_id,
+            staged.first_name,
+            staged.last_name,
+            staged.email,
+            staged.dob,
         )
-        if len(by_mail) == 1 and staged_emails[email] == 1 and not contradicts:
-            _link(conn, connection.id, "worker", staged.assignar_id, by_mail[0].id, "email")
+        match = match_worker(facts, employees, staged_emails, limits.worker_name)
+        if match.linked:
+            write_link(conn, connection.id, "worker", staged.assignar_id, match.pay_id, match.rule)
             counts.count("linked")
             continue
-        if contradicts:
-            reason = (
-                f"email matches Pay employee #{by_mail[0].id} but employee numbers differ "
-                f"({staged.employee_id!r} in Assignar, {by_mail[0].employee_number!r} in Pay)"
-            )
-        elif len(by_num) > 1 or len(by_mail) > 1 or (email and staged_emails[email] > 1):
-            reason = "several Pay employees or Assignar workers share this number or email"
-        else:
-            reason = "no Pay employee with this employee number or email"
         name = f"{staged.first_name} {staged.last_name}"
-        holds[staged.assignar_id] = (f"worker {name}: {reason}", None)
+        row = book.observe(
+            WORKER_MISMATCH,
+            fingerprint,
+            subject_entity="worker",
+            subject_external_id=staged.assignar_id,
+            summary=f"Assignar worker {name} ({staged.employee_id or 'no employee id'}): "
+            f"{match.reason}",
+            details={
+                "assignar": {
+                    "id": staged.assignar_id,
+                    "employee_id": staged.employee_id,
+                    "name": name,
+                    "email": staged.email,
+                    "dob": staged.dob.isoformat() if staged.dob else None,
+                    "active": staged.active,
+                },
+                "reason": match.reason,
+            },
+            candidates=list(match.candidates),
+        )
+        holds[staged.assignar_id] = Hold(
+            f"worker {staged.assignar_id} {name}: {KIND_LABELS[WORKER_MISMATCH]} "
+            f"{short(row.id)} ({match.reason})",
+            None,
+            (row.id,),
+        )
         counts.count("held")
-    counts.hold_reasons = [reason for reason, _ in holds.values()][:5]
-    _replace_holds(conn, connection.id, "worker", holds, now)
+    book.supersede_unseen([WORKER_MISMATCH])
+    _finish(conn, connection, "worker", book, holds, counts, now)
     return counts
 
 
 # -- timesheets ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Pricing:
+    """The rate a timesheet's lines are paid at, and where it came from (NULL: Pay has none)."""
+
+    rate: Any = None
+    rate_source: str | None = None
+    pay_rate_id: int | None = None
+    resolution_id: int | None = None
+
+
+class _Pricer:
+    """Pay's rate for a timesheet, compared with Assignar's; a difference is a conflict."""
+
+    def __init__(self, conn: Connection, connection: Any, book: ConflictBook) -> None:
+        self.book = book
+        self.connection = connection
+        self.pay = PayRates(conn, connection.team_id, ORDINARY)
+        self.assignar = assignar_rates(conn, connection.id, ORDINARY)
+        self.tolerance = thresholds_for(conn, connection.id).rate_tolerance
+        self.resolutions = {r.id: r for r in book.resolutions.values()}
+        self._names: dict[int, Any] = {}
+        self.conn = conn
+
+    def price(self, staged: Any, employee_id: int, project_id: int | None) -> Pricing | Any:
+        """A `Pricing`, or the open Rate Difference conflict row the timesheet waits on."""
+        pay = self.pay.resolve(employee_id, project_id, staged.work_date)
+        if pay is None:
+            return Pricing()  # no Pay rate at all: nothing to disagree with; Pay's rules price it
+        at_pay = Pricing(pay.rate, pay.scope, pay.id)
+        theirs = self.assignar.get(staged.task_assignar_id)
+        if theirs is None or not differs(theirs.rate, pay.rate, self.tolerance):
+            return at_pay
+        if self._agreed(pay, theirs.rate):
+            return at_pay
+        fingerprint = rate_fingerprint(employee_id, ORDINARY, None, theirs.rate, pay)
+        row = self.book.observe(
+            RATE_DIFFERENCE,
+            fingerprint,
+            subject_entity="worker",
+            subject_external_id=staged.user_assignar_id,
+            **self._describe(employee_id, theirs, pay),
+        )
+        if row.status != "resolved":
+            return row
+        resolution = self.book.resolution(row.id)
+        if resolution.decision == "keep_pay_rate":
+            return at_pay
+        if resolution.apply_scope == "going_forward" and staged.work_date < (
+            resolution.effective_from or staged.work_date
+        ):
+            return at_pay  # before the date the person chose, Pay's rate stands
+        return Pricing(resolution.rate, "resolution", None, resolution.id)
+
+    def _agreed(self, pay: PayRate, assignar_rate: Any) -> bool:
+        """Pay's rate was set by a resolution made while Assignar said exactly this rate."""
+        if not pay.source.endswith("_resolution") or not pay.source_ref:
+            return False
+        resolution = self.resolutions.get(int(pay.source_ref))
+        if resolution is None:
+            return False
+        conflict = self.book.rows.get(resolution.conflict_id)
+        said = conflict.details.get("assignar", {}).get("rate") if conflict else None
+        return said == str(assignar_rate.quantize(RATE_UNIT))
+
+    def _describe(self, employee_id: int, theirs: Any, pay: PayRate) -> dict[str, Any]:
+        person = self._names.get(employee_id)
+        if person is None:
+            person = self.conn.execute(
+                sa.select(
+                    employee.c.first_name, employee.c.last_name, employee.c.employee_number
+                ).where(employee.c.id == employee_id)
+            ).one()
+            self._names[employee_id] = person
+        name = f"{person.first_name} {person.last_name}"
+        assignar_rate = str(theirs.rate.quantize(RATE_UNIT))
+        until = f" until {pay.effective_to}" if pay.effective_to else ""
+        return {
+            "summary": (
+                f"{name} ({person.employee_number or 'no employee number'}) {ORDINARY}: Assignar "
+                f"{show_rate(theirs.rate)} ({theirs.source}), Pay {show_rate(pay.rate)} "
+                f"({pay.scope} rate from "
+                f"{pay.effective_from}{until})"
+            ),
+            "details": {
+                "employee": {
+                    "id": employee_id,
+                    "name": name,
+                    "employee_number": person.employee_number,
+                },
+                "pay_code": ORDINARY,
+                "project_id": None,
+                "assignar": {
+                    "rate": assignar_rate,
+                    "source": theirs.source,
+                    "task_id": theirs.task_id,
+                    "group_id": theirs.group_id,
+                },
+                "pay": {
+                    "rate": str(pay.rate),
+                    "pay_rate_id": pay.id,
+                    "scope": pay.scope,
+                    "effective_from": pay.effective_from.isoformat(),
+                    "effective_to": pay.effective_to.isoformat() if pay.effective_to else None,
+                    "source": pay.source,
+                },
+                "tolerance": str(self.tolerance),
+            },
+        }
+
+
+def effective_minutes(conn: Connection, timesheet_ids: list[int]) -> dict[int, int]:
+    """Approved adjustment minutes per Pay timesheet (Pay's minutes = payable + these)."""
+    if not timesheet_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(
+            timesheet_adjustment.c.timesheet_id,
+            sa.func.sum(timesheet_adjustment.c.delta_minutes),
+        )
+        .where(
+            timesheet_adjustment.c.timesheet_id.in_(timesheet_ids),
+            timesheet_adjustment.c.status == "approved",
+        )
+        .group_by(timesheet_adjustment.c.timesheet_id)
+    ).all()
+    return {tid: int(total) for tid, total in rows}
+
+
 def load_timesheets(
     conn: Connection, connection: Any, now: datetime, window: tuple[date, date]
 ) -> LoadCounts:
-    """Make Pay's timesheets for the window equal Assignar's approved ones, one row per source."""
+    """Make Pay's timesheets for the window equal Assignar's approved ones, one row per source:
+    priced at Pay's rate, held while their worker, project or rate waits on a conflict."""
     counts = LoadCounts()
+    book = ConflictBook(conn, connection.id, now)
     workers = links(conn, connection.id, "worker")
     projects = links(conn, connection.id, "project")
+    worker_conflicts = book.open_by_subject(WORKER_MISMATCH)
+    project_conflicts = book.open_by_subject(DUPLICATE_PROJECT)
+    pricer = _Pricer(conn, connection, book)
     staged_rows = _staged(conn, "timesheets", connection.id, window)
     existing = _existing(conn, timesheet, connection.id, [s.assignar_id for s in staged_rows])
-    holds: dict[int, tuple[str, date | None]] = {}
+    holds: dict[int, Hold] = {}
     for staged in staged_rows:
         current = existing.get(staged.assignar_id)
         locked = current is not None and (
@@ -362,66 +604,155 @@ def load_timesheets(
         )
         minutes = staged.total_minutes
         if staged.voided_at is not None or staged.status not in APPROVED_STATUSES:
-            reason = "deleted in Assignar" if staged.voided_at else f"{staged.status} in Assignar"
-            outcome = "voided" if staged.voided_at else "ignored"
+            deleted = staged.voided_at is not None
+            reason = "deleted in Assignar" if deleted else f"{staged.status} in Assignar"
+            outcome = "voided" if deleted else "ignored"
             if current is not None and current.status != "void":
                 if locked:
-                    holds[staged.assignar_id] = (
-                        f"locked in Pay but {reason}: needs an adjustment",
-                        staged.work_date,
+                    state = "deleted" if deleted else f"unapproved:{staged.status}"
+                    row = _locked_changed(book, staged, current, state, reason)
+                    if row.status != "resolved":
+                        holds[staged.assignar_id] = _adjustment_hold(staged, row)
+                        counts.count("held", minutes)
+                        continue
+                else:
+                    conn.execute(
+                        timesheet.update()
+                        .where(timesheet.c.id == current.id)
+                        .values(status="void", void_reason=reason)
                     )
-                    counts.count("held", minutes)
-                    continue
-                conn.execute(
-                    timesheet.update()
-                    .where(timesheet.c.id == current.id)
-                    .values(status="void", void_reason=reason)
-                )
             counts.count(outcome, minutes)
             continue
         worker = workers.get(staged.user_assignar_id)
         if worker is not None and worker.pay_id is None:
             counts.count("ignored", minutes)  # the worker is deliberately not paid through Pay
             continue
-        problems = []
+        problems: list[str] = []
+        waits_on: list[str] = []
         if worker is None:
-            problems.append(f"worker {staged.user_assignar_id} is not matched to a Pay employee")
+            cid = worker_conflicts.get(staged.user_assignar_id)
+            problems.append(
+                f"worker {staged.user_assignar_id}: {KIND_LABELS[WORKER_MISMATCH]} {short(cid)}"
+                if cid
+                else f"worker {staged.user_assignar_id} is not matched to a Pay employee"
+            )
+            waits_on += [cid] if cid else []
         project_link = projects.get(staged.project_assignar_id)
         if staged.project_assignar_id is not None and project_link is None:
-            problems.append(f"project {staged.project_assignar_id} is not matched to a Pay project")
-        changed = current is not None and current.source_hash != _source_hash(
-            staged, worker, project_link
-        )
-        if locked and not problems and changed:
-            problems.append("locked in Pay but changed in Assignar: needs an adjustment")
+            cid = project_conflicts.get(staged.project_assignar_id)
+            problems.append(
+                f"project {staged.project_assignar_id}: {KIND_LABELS[DUPLICATE_PROJECT]} "
+                f"{short(cid)}"
+                if cid
+                else f"project {staged.project_assignar_id} is not matched to a Pay project"
+            )
+            waits_on += [cid] if cid else []
         if problems:
-            holds[staged.assignar_id] = ("; ".join(problems), staged.work_date)
+            holds[staged.assignar_id] = Hold("; ".join(problems), staged.work_date, tuple(waits_on))
             counts.count("held", minutes)
             continue
-        values = _timesheet_values(connection, staged, worker, project_link)
+        source_hash = _source_hash(staged, worker, project_link)
+        if locked:
+            if current.source_hash == source_hash:
+                counts.count("unchanged", minutes)
+                continue
+            row = _locked_changed(
+                book, staged, current, f"edited:{source_hash[:16]}", "edited in Assignar"
+            )
+            if row.status != "resolved":
+                holds[staged.assignar_id] = _adjustment_hold(staged, row)
+                counts.count("held", minutes)
+                continue
+            decision = book.resolution(row.id).decision
+            counts.count("adjusted" if decision == "accept_adjustment" else "ignored", minutes)
+            continue
+        pricing = pricer.price(
+            staged, worker.pay_id, project_link.pay_id if project_link is not None else None
+        )
+        if not isinstance(pricing, Pricing):
+            holds[staged.assignar_id] = Hold(
+                f"{KIND_LABELS[RATE_DIFFERENCE]} {short(pricing.id)}: {pricing.summary}",
+                staged.work_date,
+                (pricing.id,),
+            )
+            counts.count("held", minutes)
+            continue
+        values = _timesheet_values(connection, staged, worker, project_link, source_hash)
+        values["price_hash"] = price_hash(
+            (pricer.pay.pay_code_id, str(pricing.rate), pricing.rate_source, pricing.pay_rate_id,
+             pricing.resolution_id)
+        )  # fmt: skip
         if current is None:
             pay_id = conn.execute(
                 timesheet.insert().values(**values, source_version=1).returning(timesheet.c.id)
             ).scalar_one()
-            _write_lines(conn, pay_id, staged.lines)
+            _write_lines(conn, pay_id, staged.lines, pricing, pricer.pay.pay_code_id)
             counts.count("inserted", minutes)
-        elif current.source_hash == values["source_hash"] and current.status != "void":
+        elif (
+            current.source_hash == values["source_hash"]
+            and current.price_hash == values["price_hash"]
+            and current.status != "void"
+        ):
             counts.count("unchanged", minutes)
         else:
             conn.execute(
                 timesheet.update()
-                .where(timesheet.c.id == current.id)
+                .where(timesheet.c.id == current.id, timesheet.c.locked_at.is_(None))
                 .values(**values, void_reason=None, source_version=current.source_version + 1)
             )
             conn.execute(timesheet_line.delete().where(timesheet_line.c.timesheet_id == current.id))
-            _write_lines(conn, current.id, staged.lines)
+            _write_lines(conn, current.id, staged.lines, pricing, pricer.pay.pay_code_id)
             counts.count("updated", minutes)
-    counts.hold_reasons = [reason for reason, _ in holds.values()][:5]
-    _replace_holds(conn, connection.id, "timesheet", holds, now, window=window)
+    _finish(conn, connection, "timesheet", book, holds, counts, now, window)
+    book.supersede_unheld([RATE_DIFFERENCE, LOCKED_CHANGED])
     return counts
 
 
-def _timesheet_values(connection: Any, staged: Any, worker: Any, project_link: Any) -> dict:
+def _locked_changed(book: ConflictBook, staged: Any, current: Any, state: str, what: str) -> Any:
+    """The adjustment conflict of a timesheet Pay has locked but Assignar changed."""
+    new_minutes = (
+        0 if state == "deleted" or state.startswith("unapproved") else staged.total_minutes
+    )
+    return book.observe(
+        LOCKED_CHANGED,
+        f"timesheet:{staged.assignar_id}:{state}",
+        subject_entity="timesheet",
+        subject_external_id=staged.assignar_id,
+        summary=(
+            f"Timesheet {staged.assignar_id} of {staged.work_date} is {current.status} in Pay "
+            f"(#{current.id}, {current.payable_minutes} min) but was {what} "
+            f"({staged.status}, {staged.total_minutes} min): an adjustment is needed"
+        ),
+        details={
+            "timesheet": {
+                "assignar_id": staged.assignar_id,
+                "pay_id": current.id,
+                "work_date": staged.work_date.isoformat(),
+                "employee_id": current.employee_id,
+            },
+            "change": state.split(":")[0],
+            "pay": {"status": current.status, "payable_minutes": current.payable_minutes},
+            "assignar": {
+                "status": staged.status,
+                "total_minutes": staged.total_minutes,
+                "deleted": staged.voided_at is not None,
+            },
+            "new_minutes": new_minutes,
+        },
+    )
+
+
+def _adjustment_hold(staged: Any, row: Any) -> Hold:
+    return Hold(
+        f"{KIND_LABELS[LOCKED_CHANGED]} {short(row.id)}: locked in Pay, changed in Assignar",
+        staged.work_date,
+        (row.id,),
+    )
+
+
+def _timesheet_values(
+    connection: Any, staged: Any, worker: Any, project_link: Any, source_hash: str
+) -> dict:
     return {
         "team_id": connection.team_id,
         "employee_id": worker.pay_id,
@@ -437,7 +768,7 @@ def _timesheet_values(connection: Any, staged: Any, worker: Any, project_link: A
         "source_external_id": staged.assignar_id,
         "source_status": staged.status + (" (processed)" if staged.processed else ""),
         "source_modified_at": staged.modified_time,
-        "source_hash": _source_hash(staged, worker, project_link),
+        "source_hash": source_hash,
     }
 
 
@@ -447,17 +778,31 @@ def _source_hash(staged: Any, worker: Any, project_link: Any) -> str:
     return hashlib.sha256(f"{staged.content_hash}:{pay_ids}".encode()).hexdigest()
 
 
-def _write_lines(conn: Connection, timesheet_id: int, lines: Iterable[dict]) -> None:
-    rows = [
-        {
-            "timesheet_id": timesheet_id,
-            "line_no": number,
-            "cost_code": line.get("cost_code"),
-            "minutes": int(line.get("minutes") or 0),
-            "source_item_ref": line.get("ref"),
-        }
-        for number, line in enumerate(lines, start=1)
-    ]
+def _write_lines(
+    conn: Connection,
+    timesheet_id: int,
+    lines: Iterable[dict],
+    pricing: Pricing,
+    pay_code_id: int | None,
+) -> None:
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        minutes = int(line.get("minutes") or 0)
+        rows.append(
+            {
+                "timesheet_id": timesheet_id,
+                "line_no": number,
+                "cost_code": line.get("cost_code"),
+                "minutes": minutes,
+                "source_item_ref": line.get("ref"),
+                "pay_code_id": pay_code_id if pricing.rate is not None else None,
+                "rate": pricing.rate,
+                "amount": amount(minutes, pricing.rate),
+                "rate_source": pricing.rate_source,
+                "pay_rate_id": pricing.pay_rate_id,
+                "resolution_id": pricing.resolution_id,
+            }
+        )
     if rows:
         conn.execute(timesheet_line.insert(), rows)
 
@@ -488,9 +833,11 @@ def load_orders(
         for _ in staged_rows:
             counts.count("ignored")
         return counts
+    book = ConflictBook(conn, connection.id, now)
+    project_conflicts = book.open_by_subject(DUPLICATE_PROJECT)
     projects = links(conn, connection.id, "project")
     existing = _existing(conn, pay_order, connection.id, [s.assignar_id for s in staged_rows])
-    holds: dict[int, tuple[str, date | None]] = {}
+    holds: dict[int, Hold] = {}
     for staged in staged_rows:
         current = existing.get(staged.assignar_id)
         if staged.voided_at is not None:
@@ -502,9 +849,14 @@ def load_orders(
             continue
         project_link = projects.get(staged.project_assignar_id)
         if staged.project_assignar_id is not None and project_link is None:
-            holds[staged.assignar_id] = (
-                f"project {staged.project_assignar_id} is not matched to a Pay project",
+            cid = project_conflicts.get(staged.project_assignar_id)
+            holds[staged.assignar_id] = Hold(
+                f"project {staged.project_assignar_id}: {KIND_LABELS[DUPLICATE_PROJECT]} "
+                f"{short(cid)}"
+                if cid
+                else f"project {staged.project_assignar_id} is not matched to a Pay project",
                 staged.work_date,
+                (cid,) if cid else (),
             )
             counts.count("held")
             continue
@@ -535,8 +887,7 @@ def load_orders(
             conn.execute(pay_order_line.delete().where(pay_order_line.c.order_id == current.id))
             _write_order_lines(conn, current.id, staged.lines)
             counts.count("updated")
-    counts.hold_reasons = [reason for reason, _ in holds.values()][:5]
-    _replace_holds(conn, connection.id, "order", holds, now, window=window)
+    _finish(conn, connection, "order", book, holds, counts, now, window)
     return counts
 
 
