@@ -36,6 +36,10 @@ LIST_ROUTES: dict[str, res.ResourceSpec] = {API_PREFIX + r.list_path: r for r in
 ITEM_PREFIXES: tuple[tuple[str, res.ResourceSpec], ...] = tuple(
     (API_PREFIX + r.item_prefix, r) for r in res.ALL
 )
+#: /v2/{parent}/{id}/{child} lists: (parent prefix, child suffix, parent spec, child spec).
+NESTED_ROUTES: tuple[tuple[str, str, res.ResourceSpec, res.ResourceSpec], ...] = (
+    (API_PREFIX + "/tasks/", "/pay-rate-groups", res.TASKS, res.PAY_RATE_GROUPS),
+)
 
 
 class DropConnection(Exception):
@@ -199,6 +203,13 @@ class SimulatorApp:
             spec = LIST_ROUTES.get(path)
             if spec is not None:
                 return self._list(spec, scope)
+            nested = _nested(path)
+            if nested is not None:
+                parent, parent_id, child = nested
+                if self.sim.tables[parent.key].slot_of(parent_id) is None:
+                    return not_found(parent.label, str(parent_id)), None
+                # The parent's id is an implicit filter on the child's link field.
+                return self._list(child, scope, (("task_id", str(parent_id)),))
             for prefix, item_spec in ITEM_PREFIXES:
                 if path.startswith(prefix):
                     rid = path[len(prefix) :]
@@ -207,10 +218,11 @@ class SimulatorApp:
             return route_not_found(method, path), None
 
     def _list(
-        self, spec: res.ResourceSpec, scope: Scope
+        self, spec: res.ResourceSpec, scope: Scope, implicit: tuple[tuple[str, str], ...] = ()
     ) -> tuple[Response, tuple[str, Query] | None]:
         sim = self.sim
         params = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        params += list(implicit)
         try:
             q = parse_query(
                 spec,
@@ -344,10 +356,23 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
+def _nested(path: str) -> tuple[res.ResourceSpec, int, res.ResourceSpec] | None:
+    """(parent spec, parent id, child spec) when `path` is a sub-resource list, else None."""
+    for prefix, suffix, parent, child in NESTED_ROUTES:
+        if path.startswith(prefix) and path.endswith(suffix):
+            middle = path[len(prefix) : len(path) - len(suffix)]
+            if middle.isdigit():
+                return parent, int(middle), child
+    return None
+
+
 def _route_name(method: str, path: str) -> str:
     """Request statistics key: the route template, never a raw id."""
     if path in LIST_ROUTES or path == TOKEN_PATH:
         return f"{method} {path}"
+    nested = _nested(path)
+    if nested is not None:
+        return f"{method} {API_PREFIX}{nested[2].list_path}"
     for prefix, _spec in ITEM_PREFIXES:
         if path.startswith(prefix) and "/" not in path[len(prefix) :] and path[len(prefix) :]:
             return f"{method} {prefix}{{id}}"

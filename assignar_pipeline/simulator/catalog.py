@@ -316,6 +316,21 @@ TASKS = (
 )
 SUPERVISOR_TASKS = frozenset({8, 9})
 
+# Pay-rate groups (Assignar: Settings → Pay Rates, assigned to roles): one per task, named after
+# its pay level. Ordinary rate per pay level, AUD per hour; overtime codes are multiples of it.
+# Pay's demo team assumed exactly these (assignar_pipeline/pay/seed.py, a test keeps them equal).
+PAY_RATE_BY_LEVEL = {
+    "L1": "38.50",
+    "L2": "41.20",
+    "L3": "44.80",
+    "L4": "48.30",
+    "L5": "50.60",
+    "L6": "52.80",
+}
+# (pay code id, multiplier) of each rate in a group: ORD, OT15, OT20 (see PAY_CODES).
+PAY_RATE_ITEMS = ((1, "1"), (2, "1.5"), (3, "2"))
+PAY_RATE_GROUP_BASE = 601  # group ids: 601 + task id - 1
+
 # Labour-hire suppliers referenced by users, orders and timesheets (the /suppliers endpoint itself
 # is not simulated).
 SUPPLIERS = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -249,7 +250,38 @@ def reference_records(config: TenantConfig, admin_id: int) -> dict[str, list[Rec
         }
         for i, n, ext, level, acc, cc, machines, supv, _w in cat.TASKS
     ]
+    out["pay-rate-groups"] = [pay_rate_group(task, setup) for task in cat.TASKS]
     return out
+
+
+def pay_rate_group(task: tuple, modified: str) -> Record:
+    """The pay-rate group of one task (served at /tasks/{id}/pay-rate-groups). The API leaves the
+    shape undocumented; this follows Assignar's help (a group is a list of code, description,
+    units and rate, with a priority) and the `TimesheetPayItem` fields (label, rate, units,
+    pay_code)."""
+    task_id, name, _ext, level = task[:4]
+    base = Decimal(cat.PAY_RATE_BY_LEVEL[level])
+    codes = {c[0]: c for c in cat.PAY_CODES}
+    group_id = cat.PAY_RATE_GROUP_BASE + task_id - 1
+    return {
+        "id": group_id,
+        "task_id": task_id,
+        "name": f"{level} {name}",
+        "priority": 1,
+        "active": True,
+        "modified_time": modified,
+        "pay_rates": [
+            {
+                "id": group_id * 10 + n,
+                "pay_code": {"id": code_id, "code": codes[code_id][1], "label": codes[code_id][2]},
+                "label": codes[code_id][2],
+                "units": "hours",
+                # A JSON number, as TimesheetPayItem.rate is; cents are exact at these sizes.
+                "rate": float((base * Decimal(multiplier)).quantize(Decimal("0.01"))),
+            }
+            for n, (code_id, multiplier) in enumerate(cat.PAY_RATE_ITEMS, start=1)
+        ],
+    }
 
 
 # --------------------------------------------------------------------------- entities

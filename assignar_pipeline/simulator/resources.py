@@ -261,4 +261,18 @@ ALL: tuple[ResourceSpec, ...] = (
     EMPLOYMENT_TYPES,
     USER_TYPES,
 )
-BY_KEY: dict[str, ResourceSpec] = {r.key: r for r in ALL}
+# Sub-resources: served only under their parent (`/tasks/{taskId}/pay-rate-groups`), listed with
+# the same paging, sort, fields and filters; `task_id` says which task a group is listed under.
+PAY_RATE_GROUPS = ResourceSpec(
+    key="pay-rate-groups",
+    list_path="/tasks/{taskId}/pay-rate-groups",
+    item_prefix="/tasks/{taskId}/pay-rate-groups/",
+    label="PayRateGroup",
+    fields=_f(
+        "id:int task_id:int name:str priority:int active:bool modified_time:datetime pay_rates:arr"
+    ),
+    modified_field="modified_time",
+    hash_indexes=("task_id",),
+)
+NESTED: tuple[ResourceSpec, ...] = (PAY_RATE_GROUPS,)
+BY_KEY: dict[str, ResourceSpec] = {r.key: r for r in (*ALL, *NESTED)}

@@ -59,7 +59,7 @@ class Simulator:
         world, records = generate_world(config)
         embeds = Embeds(records)
         tables: dict[str, Table] = {}
-        for spec in res.ALL:
+        for spec in (*res.ALL, *res.NESTED):
             table = Table(spec)
             if spec is res.TIMESHEETS:
                 eager = spec.eager or spec.scalar_fields
