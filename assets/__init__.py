@@ -3,8 +3,9 @@
 from assets.assignar import ASSIGNAR_ASSETS
 from assets.connection import connect_assignar, test_assignar_connection
 from assets.pay import PAY_ASSETS
+from assets.reconcile import RECONCILE_ASSETS, RECONCILE_JOBS
 
-ASSETS = [*ASSIGNAR_ASSETS, *PAY_ASSETS]
-JOBS = [test_assignar_connection, connect_assignar]
+ASSETS = [*ASSIGNAR_ASSETS, *RECONCILE_ASSETS, *PAY_ASSETS]
+JOBS = [test_assignar_connection, connect_assignar, *RECONCILE_JOBS]
 
 __all__ = ["ASSETS", "JOBS"]

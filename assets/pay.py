@@ -12,21 +12,70 @@ from assets.reporting import (
     per_connection_metadata,
     window_of,
 )
-from assignar_pipeline.checks import duplicate_timesheets, minutes_parity
+from assignar_pipeline.checks import duplicate_timesheets, minutes_parity, sync_warnings
+from assignar_pipeline.reconcile.conflicts import (
+    DUPLICATE_PROJECT,
+    KIND_LABELS,
+    LOCKED_CHANGED,
+    RATE_DIFFERENCE,
+    WORKER_MISMATCH,
+)
 from assignar_pipeline.sync import LoadResult, load_for
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
 
+#: The conflicts that hold each Pay asset's records (its Sync Warning check looks at these).
+HOLDING_KINDS = {
+    "pay_projects": (DUPLICATE_PROJECT,),
+    "pay_employees": (WORKER_MISMATCH,),
+    "pay_timesheets": (DUPLICATE_PROJECT, WORKER_MISMATCH, RATE_DIFFERENCE, LOCKED_CHANGED),
+    "pay_orders": (DUPLICATE_PROJECT,),
+}
 
-def _rows(results: list[LoadResult]) -> list[dict]:
+
+def _sync_warning_check(asset: str) -> dg.AssetCheckSpec:
+    kinds = ", ".join(KIND_LABELS[k] for k in HOLDING_KINDS[asset])
+    return dg.AssetCheckSpec(
+        "no_open_conflicts",
+        asset=asset,
+        description=f"Sync Warning (WARN): a connection in this run has open conflicts ({kinds}) "
+        "that hold records back; the metadata names the command that lists them.",
+    )
+
+
+def _rows(results: list[LoadResult], statuses: dict) -> list[dict]:
     return [
         {
             "connection": r.connection_key,
+            "status": statuses[r.connection_key].state,
             **r.counts.as_metadata(),
             "first_holds": "; ".join(r.counts.hold_reasons[:2]),
         }
         for r in results
     ]
+
+
+def _sync_warning(asset: str, statuses: dict) -> dg.AssetCheckResult:
+    """WARN while a connection has open conflicts of the kinds that hold this asset's records."""
+    kinds = HOLDING_KINDS[asset]
+    warned = {
+        key: s for key, s in statuses.items() if any(s.open_conflicts.get(kind) for kind in kinds)
+    }
+    return dg.AssetCheckResult(
+        check_name="no_open_conflicts",
+        passed=not warned,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(f"{k}: {s.describe()}" for k, s in warned.items()) or None,
+        metadata={
+            "connections_with_conflicts": len(warned),
+            "per_connection": dg.MetadataValue.json(
+                {key: s.as_metadata() for key, s in statuses.items()}
+            ),
+            "commands": dg.MetadataValue.md(
+                "\n".join(f"- `{s.conflicts_command}`" for s in warned.values()) or "_none_"
+            ),
+        },
+    )
 
 
 def _load(
@@ -36,16 +85,21 @@ def _load(
     scope: SyncScope,
     *,
     dated: bool,
-) -> tuple[list[LoadResult], dict]:
+) -> tuple[list[LoadResult], dict, dict]:
     connections = connections_in_scope(pay, scope)
     window = window_of(context) if dated else None
     results = load_for(pay.engine, connections, entity, run_id=context.run_id, window=window)
     loaded = sum(
         r.counts.inserted + r.counts.updated + r.counts.unchanged + r.counts.linked for r in results
     )
-    metadata = per_connection_metadata(_rows(results), loaded, connections)
+    with pay.engine.connect() as conn:
+        statuses = sync_warnings(conn, connections)
+    metadata = per_connection_metadata(_rows(results, statuses), loaded, connections)
     metadata["held"] = sum(r.counts.held for r in results)
-    return results, metadata
+    metadata["connection_status"] = dg.MetadataValue.json(
+        {key: s.state for key, s in statuses.items()}
+    )
+    return results, metadata, statuses
 
 
 @dg.asset(
@@ -53,17 +107,21 @@ def _load(
     kinds=KINDS,
     owners=OWNERS,
     deps=["assignar_projects"],
+    check_specs=[_sync_warning_check("pay_projects")],
 )
 def pay_projects(
     context: dg.AssetExecutionContext, pay: PayDatabaseResource, scope: SyncScope
 ) -> Iterator[dg.MaterializeResult]:
-    """Pay projects linked to Assignar projects: by existing link or exact code, else created.
+    """Pay projects linked to Assignar projects: by link, exact code, or the same normalised
+    name and client; created when Pay has nothing like them.
 
-    A project whose name matches a Pay project without a code is held as a possible duplicate
-    for reconciliation instead of being guessed.
+    A project that may duplicate a Pay project (similar name, or same name with another code)
+    waits on a Duplicate Project conflict: merge into the Pay project, or create a new one.
     """
-    _, metadata = _load(context, "projects", pay, scope, dated=False)
-    yield dg.MaterializeResult(metadata=metadata)
+    _, metadata, statuses = _load(context, "projects", pay, scope, dated=False)
+    yield dg.MaterializeResult(
+        metadata=metadata, check_results=[_sync_warning("pay_projects", statuses)]
+    )
     fail_if_connections_failed(context, pay)
 
 
@@ -72,17 +130,21 @@ def pay_projects(
     kinds=KINDS,
     owners=OWNERS,
     deps=["assignar_workers"],
+    check_specs=[_sync_warning_check("pay_employees")],
 )
 def pay_employees(
     context: dg.AssetExecutionContext, pay: PayDatabaseResource, scope: SyncScope
 ) -> Iterator[dg.MaterializeResult]:
-    """Pay employees linked to Assignar workers by employee number or unique email.
+    """Pay employees linked to Assignar workers by employee number, unique email, or the same
+    normalised name and date of birth.
 
-    Any other worker is held for reconciliation (map, create or ignore); Pay's employee records
-    are never overwritten from Assignar.
+    Any other worker waits on a Worker Mismatch conflict listing the closest Pay employees (map,
+    create a new employee, or ignore); Pay's employee records are never overwritten.
     """
-    _, metadata = _load(context, "workers", pay, scope, dated=False)
-    yield dg.MaterializeResult(metadata=metadata)
+    _, metadata, statuses = _load(context, "workers", pay, scope, dated=False)
+    yield dg.MaterializeResult(
+        metadata=metadata, check_results=[_sync_warning("pay_employees", statuses)]
+    )
     fail_if_connections_failed(context, pay)
 
 
@@ -92,7 +154,7 @@ def pay_employees(
     owners=OWNERS,
     partitions_def=work_dates,
     backfill_policy=backfill_policy,
-    deps=["assignar_timesheets", "pay_projects", "pay_employees"],
+    deps=["assignar_timesheets", "assignar_pay_rates", "pay_projects", "pay_employees"],
     check_specs=[
         dg.AssetCheckSpec(
             "no_duplicate_timesheets",
@@ -105,17 +167,21 @@ def pay_employees(
             asset="pay_timesheets",
             description="Minutes per employee per day equal Assignar's for everything not held.",
         ),
+        _sync_warning_check("pay_timesheets"),
     ],
 )
 def pay_timesheets(
     context: dg.AssetExecutionContext, pay: PayDatabaseResource, scope: SyncScope
 ) -> Iterator[dg.MaterializeResult]:
-    """Pay timesheets, one per approved Assignar timesheet, by local work date.
+    """Pay timesheets, one per approved Assignar timesheet, by local work date, with lines priced
+    at Pay's rate (`timesheet_line.rate`, `amount`, `rate_source`).
 
     Unique on (connection, Assignar id); deleted or un-approved upstream means voided, never
-    deleted; a timesheet Pay has processed or paid is never edited (the change is held).
+    deleted. A timesheet whose worker, project or rate waits on a conflict is held and loads
+    when the conflict is resolved; one Pay has processed or paid is never edited (an upstream
+    change becomes an adjustment conflict).
     """
-    results, metadata = _load(context, "timesheets", pay, scope, dated=True)
+    results, metadata, statuses = _load(context, "timesheets", pay, scope, dated=True)
     ids = [c.id for c in connections_in_scope(pay, scope)]
     with pay.engine.connect() as conn:
         duplicates = duplicate_timesheets(conn, ids)
@@ -139,6 +205,7 @@ def pay_timesheets(
                     "first": dg.MetadataValue.json([m.__dict__ for m in mismatches[:10]]),
                 },
             ),
+            _sync_warning("pay_timesheets", statuses),
         ],
     )
     fail_if_connections_failed(context, pay)
@@ -151,13 +218,16 @@ def pay_timesheets(
     partitions_def=work_dates,
     backfill_policy=backfill_policy,
     deps=["assignar_orders", "pay_projects"],
+    check_specs=[_sync_warning_check("pay_orders")],
 )
 def pay_orders(
     context: dg.AssetExecutionContext, pay: PayDatabaseResource, scope: SyncScope
 ) -> Iterator[dg.MaterializeResult]:
     """Pay job-costing orders from confirmed Assignar orders (teams with job costing only)."""
-    _, metadata = _load(context, "orders", pay, scope, dated=True)
-    yield dg.MaterializeResult(metadata=metadata)
+    _, metadata, statuses = _load(context, "orders", pay, scope, dated=True)
+    yield dg.MaterializeResult(
+        metadata=metadata, check_results=[_sync_warning("pay_orders", statuses)]
+    )
     fail_if_connections_failed(context, pay)
 
 

@@ -1,4 +1,5 @@
-"""Queries behind the asset checks: open quarantine, duplicate Pay timesheets, minutes parity."""
+"""Queries behind the asset checks: open quarantine, duplicate Pay timesheets, minutes parity,
+and each connection's Sync Warning (open reconciliation conflicts)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from assignar_pipeline.pay.tables import (
     staging_timesheet,
     sync_hold,
     timesheet,
+    timesheet_adjustment,
 )
+from assignar_pipeline.status import ConnectionStatus, connection_status
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,30 @@ class MinutesMismatch:
 def minutes_parity(
     conn: Connection, connection_ids: Sequence[int], window: tuple[date, date]
 ) -> list[MinutesMismatch]:
-    """Per Pay employee and day: approved, linked, not-held Assignar minutes equal Pay's."""
+    """Per Pay employee and day: approved, linked, not-held Assignar minutes equal Pay's.
+
+    Pay's minutes include approved adjustments of timesheets it had locked; a timesheet whose
+    upstream change was rejected (Pay deliberately keeps its own minutes) is left out on both
+    sides.
+    """
+    rejected = (
+        sa.select(timesheet_adjustment.c.timesheet_id)
+        .where(timesheet_adjustment.c.status == "rejected")
+        .scalar_subquery()
+    )
+    rejected_source = sa.exists().where(
+        timesheet.c.source_connection_id == staging_timesheet.c.connection_id,
+        timesheet.c.source_external_id == staging_timesheet.c.assignar_id,
+        timesheet.c.id.in_(rejected),
+    )
+    adjusted = (
+        sa.select(sa.func.coalesce(sa.func.sum(timesheet_adjustment.c.delta_minutes), 0))
+        .where(
+            timesheet_adjustment.c.timesheet_id == timesheet.c.id,
+            timesheet_adjustment.c.status == "approved",
+        )
+        .scalar_subquery()
+    )
     # NOT EXISTS on the hold's primary key: a correlated NOT IN scanned the holds per row.
     held = sa.exists().where(
         sync_hold.c.connection_id == staging_timesheet.c.connection_id,
@@ -107,6 +133,7 @@ def minutes_parity(
             staging_timesheet.c.voided_at.is_(None),
             staging_timesheet.c.status.in_(APPROVED_STATUSES),
             ~held,
+            ~rejected_source,
         )
         .group_by(
             staging_timesheet.c.connection_id,
@@ -124,7 +151,7 @@ def minutes_parity(
             timesheet.c.source_connection_id.label("connection_id"),
             timesheet.c.employee_id,
             timesheet.c.work_date,
-            sa.func.sum(timesheet.c.payable_minutes).label("minutes"),
+            sa.func.sum(timesheet.c.payable_minutes + adjusted).label("minutes"),
         )
         .where(
             timesheet.c.source_connection_id.in_(connection_ids),
@@ -132,6 +159,7 @@ def minutes_parity(
             timesheet.c.work_date < window[1],
             timesheet.c.status != "void",
             ~held_pay,
+            timesheet.c.id.not_in(rejected),
         )
         .group_by(timesheet.c.source_connection_id, timesheet.c.employee_id, timesheet.c.work_date)
     )
@@ -148,3 +176,8 @@ def minutes_parity(
 
 def _day_key(row: sa.Row) -> tuple[int, int, date]:
     return row.connection_id, row.employee_id, row.work_date
+
+
+def sync_warnings(conn: Connection, connections: Sequence) -> dict[str, ConnectionStatus]:
+    """Connection key → its status (Connected / Sync Warning / Error) with open conflicts."""
+    return {c.key: connection_status(conn, c.id) for c in connections}

@@ -103,7 +103,7 @@ def load_for(
             with engine.begin() as conn:
                 lock_connection(conn, connection.id)
                 counts = LOADERS[entity](conn, connection, now(), window=piece)
-            _merge(result.counts, counts)
+            result.counts.merge(counts)
         result.seconds = time.monotonic() - started
         with engine.begin() as conn:
             conn.execute(
@@ -139,14 +139,6 @@ def failed_in_run(engine: Engine, run_id: str) -> dict[str, str]:
     for key, error in rows:
         failed.setdefault(key, error)
     return failed
-
-
-def _merge(total: LoadCounts, part: LoadCounts) -> None:
-    for name in ("inserted", "updated", "unchanged", "voided", "held", "ignored", "linked"):
-        setattr(total, name, getattr(total, name) + getattr(part, name))
-    for outcome, minutes in part.minutes.items():
-        total.minutes[outcome] = total.minutes.get(outcome, 0) + minutes
-    total.hold_reasons = (total.hold_reasons + part.hold_reasons)[:5]
 
 
 def _log_failure(engine: Engine, connection: Any, run_id: str, result: ExtractResult) -> None:

@@ -90,6 +90,7 @@ def test_asset_graph_has_groups_kinds_owners_and_descriptions():
     specs = {spec.key.path[-1]: spec for a in defs.assets for spec in a.specs}
     assert {k for k, s in specs.items() if s.group_name == "assignar"} == {
         "assignar_projects", "assignar_workers", "assignar_timesheets", "assignar_orders",
+        "assignar_pay_rates",
     }  # fmt: skip
     assert {k for k, s in specs.items() if s.group_name == "pay"} == {
         "pay_projects", "pay_employees", "pay_timesheets", "pay_orders",

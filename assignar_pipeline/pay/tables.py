@@ -27,7 +27,7 @@ from sqlalchemy import (
     text,
 )
 
-from assignar_pipeline.pay.types import QUANTITY, RATE, UtcDateTime
+from assignar_pipeline.pay.types import MONEY, QUANTITY, RATE, UtcDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -229,6 +229,8 @@ timesheet = Table(
     Column("source_modified_at", UtcDateTime, nullable=False),
     Column("source_hash", String(64), nullable=False),
     Column("source_version", Integer, nullable=False),
+    # What the lines were priced with (rates, their sources): a change re-prices unlocked rows.
+    Column("price_hash", String(64)),
     # The double-pay guard: one Pay timesheet per Assignar timesheet per connection.
     UniqueConstraint("source_connection_id", "source_external_id"),
     CheckConstraint("end_at > start_at", name="end_after_start"),
@@ -244,6 +246,13 @@ timesheet_line = Table(
     Column("cost_code", String(100)),  # the Assignar activity's external id
     Column("minutes", Integer, nullable=False),
     Column("source_item_ref", BigInteger),  # the Assignar activity entry
+    # Pricing (NULL rate: Pay has no rate for this employee yet; Pay's own rules price it).
+    Column("pay_code_id", Integer, ForeignKey("pay_code.id")),
+    Column("rate", RATE),
+    Column("amount", MONEY),  # minutes × rate / 60, rounded half-up to cents once per line
+    Column("rate_source", String(20)),  # employee_project | employee | project | team | resolution
+    Column("pay_rate_id", Integer, ForeignKey("pay_rate.id")),
+    Column("resolution_id", Integer, ForeignKey("sync_resolution.id")),
     PrimaryKeyConstraint("timesheet_id", "line_no"),
 )
 
@@ -309,8 +318,139 @@ integration_link = Table(
     Column("external_id", BigInteger, nullable=False),
     Column("pay_id", Integer),  # NULL: deliberately ignored
     Column("match_rule", String(24), nullable=False),
+    Column("resolution_id", Integer, ForeignKey("sync_resolution.id")),  # the decision behind it
     PrimaryKeyConstraint("connection_id", "entity", "external_id"),
     Index("ix_integration_link_pay", "connection_id", "entity", "pay_id"),
+)
+
+# -- Integration: reconciliation (evidence, conflicts, resolutions, adjustments) ------------------
+
+#: Conflict kinds and the choices that resolve each (see assignar_pipeline/reconcile/).
+CONFLICT_KINDS = ("duplicate_project", "worker_mismatch", "rate_difference", "locked_changed")
+DECISIONS = (
+    "merge",
+    "create_new",
+    "map",
+    "create_employee",
+    "ignore",
+    "use_assignar_rate",
+    "keep_pay_rate",
+    "set_rate",
+    "accept_adjustment",
+    "reject_adjustment",
+)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+assignar_rate = Table(
+    "assignar_rate",
+    metadata,
+    # What Assignar's pay-rate groups say per task (role) and pay code: evidence, never adopted.
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("task_assignar_id", BigInteger, nullable=False),
+    Column("pay_code", String(40), nullable=False),
+    Column("rate", RATE, nullable=False),
+    Column("task_name", String(200)),
+    Column("group_assignar_id", BigInteger, nullable=False),
+    Column("group_name", String(200)),
+    PrimaryKeyConstraint("connection_id", "task_assignar_id", "pay_code"),
+)
+
+reconcile_setting = Table(
+    "reconcile_setting",
+    metadata,
+    # Per-connection thresholds; a connection without a row uses the defaults in reconcile/.
+    Column("connection_id", Integer, ForeignKey("connection.id"), primary_key=True),
+    Column("project_name_threshold", RATE, nullable=False),  # similarity 0..1 for candidates
+    Column("worker_name_threshold", RATE, nullable=False),
+    Column("rate_tolerance", RATE, nullable=False),  # |Assignar − Pay| above it is a conflict
+)
+
+sync_conflict = Table(
+    "sync_conflict",
+    metadata,
+    # id = UUIDv5 of (connection, kind, fingerprint): the same disagreement is the same row.
+    Column("id", String(36), primary_key=True),
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("fingerprint", String(300), nullable=False),
+    Column("subject_entity", String(20), nullable=False),  # project | worker | timesheet
+    Column("subject_external_id", BigInteger, nullable=False),  # its Assignar id
+    Column("summary", String(400), nullable=False),
+    Column("details", JSON, nullable=False),  # both sides, with their sources
+    Column("candidates", JSON, nullable=False),  # [{pay_id, score, rule, ...}], best first
+    Column("status", String(10), nullable=False),  # open | resolved | superseded
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("resolution_id", Integer),  # the active sync_resolution (no FK: they refer both ways)
+    UniqueConstraint("connection_id", "kind", "fingerprint"),
+    CheckConstraint(_in("kind", CONFLICT_KINDS), name="kind"),
+    CheckConstraint("status IN ('open', 'resolved', 'superseded')", name="status"),
+    Index("ix_sync_conflict_status", "connection_id", "status", "kind"),
+)
+
+sync_conflict_seen = Table(
+    "sync_conflict_seen",
+    metadata,
+    # Bookkeeping (like sync_log): rewritten whenever a sync meets the conflict again.
+    Column("conflict_id", String(36), ForeignKey("sync_conflict.id"), primary_key=True),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+)
+
+sync_resolution = Table(
+    "sync_resolution",
+    metadata,
+    _id(),  # append-only: a resolution is never edited or deleted
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("conflict_id", String(36), ForeignKey("sync_conflict.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("decision", String(20), nullable=False),
+    Column("target_pay_id", Integer),  # the Pay project/employee merged into, mapped or created
+    Column("rate", RATE),  # the rate chosen (use_assignar_rate, set_rate)
+    Column("apply_scope", String(14)),  # occurrence | going_forward (rates)
+    Column("effective_from", Date),  # going_forward: the new Pay rate's first day
+    Column("params", JSON, nullable=False),  # everything else the choice was given
+    Column("decided_by_user_id", Integer, ForeignKey("pay_user.id"), nullable=False),
+    Column("decided_at", UtcDateTime, nullable=False),
+    Column("note", Text),
+    CheckConstraint(_in("decision", DECISIONS), name="decision"),
+    CheckConstraint(
+        "apply_scope IS NULL OR apply_scope IN ('occurrence', 'going_forward')", name="scope"
+    ),
+    UniqueConstraint("conflict_id"),  # one resolution per conflict
+)
+
+sync_hold_conflict = Table(
+    "sync_hold_conflict",
+    metadata,
+    # Which conflicts hold a held record (a timesheet can wait on a worker and a project).
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("entity", String(20), nullable=False),
+    Column("assignar_id", BigInteger, nullable=False),
+    Column("conflict_id", String(36), ForeignKey("sync_conflict.id"), nullable=False),
+    PrimaryKeyConstraint("connection_id", "entity", "assignar_id", "conflict_id"),
+    Index("ix_sync_hold_conflict_conflict", "conflict_id"),
+)
+
+timesheet_adjustment = Table(
+    "timesheet_adjustment",
+    metadata,
+    # A decided upstream change to a timesheet Pay had already processed or paid; the locked
+    # timesheet itself is never edited. Pay's minutes = payable_minutes + approved deltas.
+    _id(),
+    Column("timesheet_id", Integer, ForeignKey("timesheet.id"), nullable=False),
+    Column("conflict_id", String(36), ForeignKey("sync_conflict.id"), nullable=False),
+    Column("delta_minutes", Integer, nullable=False),
+    Column("delta_amount", MONEY),
+    Column("reason", String(24), nullable=False),  # edited_after_lock | deleted_after_lock | ...
+    Column("status", String(10), nullable=False),  # approved | rejected
+    Column("decided_by_user_id", Integer, ForeignKey("pay_user.id"), nullable=False),
+    Column("decided_at", UtcDateTime, nullable=False),
+    UniqueConstraint("conflict_id"),
+    CheckConstraint("status IN ('approved', 'rejected')", name="status"),
+    Index("ix_timesheet_adjustment_timesheet", "timesheet_id"),
 )
 
 # -- Integration: staging (typed copies of what Assignar said, keyed by connection + id) ----------

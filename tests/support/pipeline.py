@@ -24,7 +24,7 @@ DEMO_OWNER = "priya.raman@example.com"
 #: The simulator's "today": the demo tenant's timesheets end here.
 TODAY = DEFAULT_NOW.date()
 LAST_4_WEEKS = (TODAY - timedelta(days=27), TODAY + timedelta(days=1))
-BOOKKEEPING = {"sync_log", "sync_state"}
+BOOKKEEPING = {"sync_log", "sync_state", "sync_conflict_seen"}  # when, not what
 
 
 @dataclass
