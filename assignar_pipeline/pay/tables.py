@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 
 from assignar_pipeline.pay.types import MONEY, QUANTITY, RATE, UtcDateTime
@@ -306,8 +308,20 @@ connection = Table(
     Column("connected_by_user_id", Integer, ForeignKey("pay_user.id"), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("disconnected_at", UtcDateTime),
+    # Sync operations: when the hourly schedule syncs this connection, and whom it tells.
+    Column("sync_frequency", String(7), nullable=False, server_default="hourly"),
+    Column("sync_time", String(5), nullable=False, server_default="06:00"),  # local HH:MM
+    Column("sync_weekday", Integer, nullable=False, server_default="1"),  # ISO: 1 = Monday
+    Column("auto_sync_timesheets", Boolean, nullable=False, server_default=true()),
+    Column("auto_sync_orders", Boolean, nullable=False, server_default=true()),
+    Column("lookback_days", Integer, nullable=False, server_default="3"),
+    Column("notify_emails", Text),  # comma-separated recipients
+    Column("webhook_url", String(500)),  # or "env:NAME" when the URL itself is a secret
     CheckConstraint("status IN ('active', 'disconnected')", name="status"),
     CheckConstraint("region IN ('na', 'au')", name="region"),
+    CheckConstraint("sync_frequency IN ('hourly', 'daily', 'weekly')", name="sync_frequency"),
+    CheckConstraint("sync_weekday BETWEEN 1 AND 7", name="sync_weekday"),
+    CheckConstraint("lookback_days BETWEEN 0 AND 31", name="lookback_days"),
 )
 
 integration_link = Table(
@@ -595,4 +609,74 @@ sync_state = Table(
     Column("fetch_started_at", UtcDateTime, nullable=False),
     Column("run_id", String(64), nullable=False),
     PrimaryKeyConstraint("connection_id", "entity", "window_start"),
+)
+
+# -- Integration: sync operations (change detection, schedules, rate limit, notifications) ---------
+
+sync_cursor = Table(
+    "sync_cursor",
+    metadata,
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("entity", String(20), nullable=False),
+    # Upstream modified_time from which the next delta asks (inclusive). Only ever a value
+    # Assignar stamped, never our clock; moved in the transaction that wrote what it covers.
+    Column("modified_since", UtcDateTime, nullable=False),
+    Column("delta_at", UtcDateTime),  # our clock: the last delta check that committed
+    Column("lookback_at", UtcDateTime),  # our clock: the last lookback refresh
+    Column("memo", JSON),  # what the entity's sync caches, e.g. orders' confirmed status ids
+    Column("run_id", String(64), nullable=False),
+    PrimaryKeyConstraint("connection_id", "entity"),
+)
+
+sync_setting = Table(
+    "sync_setting",
+    metadata,
+    Column("name", String(60), primary_key=True),  # deployment-wide, e.g. batch_size
+    Column("value", String(200), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+sync_run = Table(
+    "sync_run",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("kind", String(20), nullable=False),  # sync | initial_import | bulk_import | manual
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("status", String(10)),  # success | failure | canceled (set by run-status sensors)
+    Column("error", Text),
+)
+
+rate_limit_bucket = Table(
+    "rate_limit_bucket",
+    metadata,
+    Column("account", String(250), primary_key=True),  # region:client_id
+    Column("tokens", Float, nullable=False),  # may go negative: reservations queued ahead
+    Column("updated_at", Float, nullable=False),  # epoch seconds of the last refill
+)
+
+bulk_import = Table(
+    "bulk_import",
+    metadata,
+    _id(),
+    Column("spec", JSON, nullable=False),  # connections, dates, filters, entities
+    Column("not_before", UtcDateTime, nullable=False),  # off-hours: launched at or after
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("status", String(10), nullable=False),  # pending | launched | failed
+    Column("backfill_id", String(64)),
+    Column("launched_at", UtcDateTime),
+    Column("error", Text),
+    Index("ix_bulk_import_pending", "status", "not_before"),
+)
+
+notification = Table(
+    "notification",
+    metadata,
+    _id(),
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("event_key", String(120), nullable=False),  # run or backfill id + event
+    Column("channel", String(10), nullable=False),  # email | webhook
+    Column("sent_at", UtcDateTime, nullable=False),
+    Column("error", Text),  # why it could not be delivered (never a secret)
+    UniqueConstraint("connection_id", "event_key", "channel"),
 )
