@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 
 import dagster as dg
 import httpx
@@ -210,8 +211,10 @@ def test_overlapping_runs_of_one_window_end_as_one_run(pipeline):
     env = {
         name: os.environ[name] for name in ("ASSIGNAR_API_URL", "ASSIGNAR_TOKEN_URL", "DEMO_SECRET")
     }
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        outcomes = pool.starmap(materialize_in_process, [(env, pipeline.url, LAST_4_WEEKS)] * 2)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
+        runs = [pool.submit(materialize_in_process, env, pipeline.url, LAST_4_WEEKS) for _ in "ab"]
+        outcomes = [run.result(timeout=240) for run in runs]
     assert outcomes == [True, True]
     demo = _connection_id(pipeline, "demo")
     assert_pay_matches_assignar(pipeline, demo, LAST_4_WEEKS)

@@ -25,6 +25,9 @@ DEMO_OWNER = "priya.raman@example.com"
 TODAY = DEFAULT_NOW.date()
 LAST_4_WEEKS = (TODAY - timedelta(days=27), TODAY + timedelta(days=1))
 BOOKKEEPING = {"sync_log", "sync_state", "sync_conflict_seen"}  # when, not what
+#: Sync operations' bookkeeping: cursors, runs, settings, rate limit, queued imports, notifications.
+BOOKKEEPING |= {"sync_cursor", "sync_run", "sync_setting", "rate_limit_bucket", "bulk_import"}
+BOOKKEEPING |= {"notification"}
 
 
 @dataclass
@@ -175,8 +178,10 @@ def assert_pay_matches_assignar(
 
 def materialize_in_process(env: dict[str, str], pay_url: str, window: tuple[date, date]) -> bool:
     """One run in a process of its own, as a second run worker would make it (for spawn)."""
+    import faulthandler
     import os
 
+    faulthandler.dump_traceback_later(100)  # a hung run shows where it hangs in the test output
     os.environ.update(env)
     assets = list(defs.assets)
     with dg.instance_for_test() as instance:
