@@ -1,5 +1,6 @@
 """Extract assets (group `assignar`): Assignar's records, validated, in typed staging tables."""
 
+import functools
 from collections.abc import Iterator
 
 import dagster as dg
@@ -14,6 +15,7 @@ from assets.reporting import (
 from assignar_pipeline.checks import open_quarantine
 from assignar_pipeline.extract import ExtractResult
 from assignar_pipeline.sync import extract_for
+from assignar_pipeline.synclog import note_run, run_kind
 from resources.assignar import AssignarResource
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
@@ -42,11 +44,12 @@ def _extract(
     dated: bool,
 ) -> Iterator[dg.MaterializeResult]:
     window = window_of(context) if dated else None
+    note_run(pay.engine, context.run_id, run_kind(context.run.tags))
     connections = connections_in_scope(pay, scope)
     results = extract_for(
         pay.engine,
         connections,
-        assignar.client_for,
+        functools.partial(assignar.client_for, engine=pay.engine),
         entity,
         run_id=context.run_id,
         window=window,

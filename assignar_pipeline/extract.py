@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from assignar_pipeline import client as api
 from assignar_pipeline.client import AssignarClient
+from assignar_pipeline.cursor import adopt_cursor
 from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.pay.database import lock_connection
 from assignar_pipeline.pay.tables import STAGING, sync_log, sync_state
@@ -79,6 +80,7 @@ class ExtractResult:
     error: str | None = None
     error_kind: str | None = None
     quarantine_reasons: list[str] = field(default_factory=list)
+    newest: datetime | None = None  # the newest upstream modified_time read
 
     def as_metadata(self) -> dict[str, Any]:
         return {
@@ -127,6 +129,12 @@ def extract(
     except (AssignarError, ScopeError) as exc:
         result.error = str(exc)
         result.error_kind = getattr(exc, "kind", "scope")
+    if result.error is None and result.newest is not None:
+        # A connection's first complete refresh starts its change detection: every later change
+        # is stamped at or after the newest version this refresh read.
+        with engine.begin() as conn:
+            lock_connection(conn, connection.id)
+            adopt_cursor(conn, connection.id, entity, result.newest, run_id)
     result.api_requests = client.stats.requests - requests_before
     result.seconds = time.monotonic() - started
     with engine.begin() as conn:
@@ -162,6 +170,10 @@ def _refresh(
         validated = validate(entity, records, timezone=connection.timezone)
         rows = [r for r in validated.rows if local_scope is None or local_scope(r)]
         result.fetched += len(rows) + len(validated.quarantined)
+        stamps = [r["modified_time"] for r in validated.rows]
+        if result.newest is not None:
+            stamps.append(result.newest)
+        result.newest = max(stamps, default=None)
         seen.update(r["assignar_id"] for r in rows)
         seen.update(int(q.assignar_id) for q in validated.quarantined if _is_int(q.assignar_id))
         with engine.begin() as conn:
@@ -196,7 +208,7 @@ def _refresh(
                 release_stale_quarantine(
                     conn, entity, connection.id, fetch_started_at, now(), window=window
                 )
-        _record_state(conn, connection.id, entity, window, fetch_started_at, run_id)
+        record_state(conn, connection.id, entity, window, fetch_started_at, run_id)
 
 
 def _filters(
@@ -229,7 +241,7 @@ def _filters(
         if scope.workers and entity == "timesheets":
             filters["user_id__in"] = _worker_ids(conn, connection, scope.workers)
         if entity == "orders" and scope.confirmed_orders_only:
-            filters["status_id__in"] = _confirmed_status_ids(client)
+            filters["status_id__in"] = confirmed_status_ids(client)
     return filters, local
 
 
@@ -299,7 +311,7 @@ def _resolve(names, rows, keys, what: str, connection_key: str) -> list[int]:
     return sorted(set(ids))
 
 
-def _confirmed_status_ids(client: AssignarClient) -> list[int]:
+def confirmed_status_ids(client: AssignarClient) -> list[int]:
     statuses = list(client.iter_records("order-statuses"))
     ids = [s["id"] for s in statuses if str(s.get("name", "")).lower() in CONFIRMED_ORDER_STATUSES]
     if not ids:
@@ -311,7 +323,7 @@ def _confirmed_status_ids(client: AssignarClient) -> list[int]:
     return ids
 
 
-def _record_state(
+def record_state(
     conn: Connection,
     connection_id: int,
     entity: str,

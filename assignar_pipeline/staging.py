@@ -12,8 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -35,12 +36,16 @@ class StageCounts:
     updated: int = 0
     unchanged: int = 0
     stale: int = 0  # an older version than the stored one arrived late: ignored
+    #: Dated entities: rows written per work date (an update that moves a record to another
+    #: date counts both), i.e. the partitions this write changed.
+    dates: Counter[date] = field(default_factory=Counter)
 
     def add(self, other: StageCounts) -> None:
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.stale += other.stale
+        self.dates.update(other.dates)
 
 
 def stage_rows(
@@ -53,6 +58,7 @@ def stage_rows(
     """Upsert validated rows for one connection; returns what happened to them."""
     table = STAGING[entity]
     counts = StageCounts()
+    dated = "work_date" in table.c
     for start in range(0, len(rows), CLASSIFY_CHUNK):
         chunk = rows[start : start + CLASSIFY_CHUNK]
         stored = {
@@ -63,6 +69,7 @@ def stage_rows(
                     table.c.modified_time,
                     table.c.content_hash,
                     table.c.voided_at,
+                    *([table.c.work_date] if dated else []),
                 ).where(
                     table.c.connection_id == connection_id,
                     table.c.assignar_id.in_([r["assignar_id"] for r in chunk]),
@@ -86,6 +93,10 @@ def stage_rows(
                 continue
             else:
                 counts.updated += 1
+            if dated:
+                counts.dates[row["work_date"]] += 1
+                if old is not None and old.work_date != row["work_date"]:
+                    counts.dates[old.work_date] += 1
             writes.append(
                 {**row, "connection_id": connection_id, "fetched_at": fetched_at, "voided_at": None}
             )
@@ -199,6 +210,65 @@ def void_vanished(
             .values(voided_at=fetch_started_at)
         )
     return candidates
+
+
+def work_dates_of(
+    conn: Connection, entity: str, connection_id: int, ids: Sequence[int]
+) -> Counter[date]:
+    """How many of these staged records fall on each work date (the partitions they touch)."""
+    table = STAGING[entity]
+    dates: Counter[date] = Counter()
+    if "work_date" not in table.c:
+        return dates
+    for start in range(0, len(ids), CLASSIFY_CHUNK):
+        dates.update(
+            conn.execute(
+                sa.select(table.c.work_date).where(
+                    table.c.connection_id == connection_id,
+                    table.c.assignar_id.in_(list(ids[start : start + CLASSIFY_CHUNK])),
+                )
+            ).scalars()
+        )
+    return dates
+
+
+def void_superseded(
+    conn: Connection,
+    entity: str,
+    connection_id: int,
+    versions: Mapping[int, datetime],
+    voided_at: datetime,
+) -> list[tuple[int, date | None]]:
+    """Void staged records whose newer upstream version left the imported set (an order that is
+    no longer confirmed): only where the stored version is not newer. Returns (id, work date)."""
+    table = STAGING[entity]
+    dated = "work_date" in table.c
+    voided: list[tuple[int, date | None]] = []
+    ids = list(versions)
+    for start in range(0, len(ids), CLASSIFY_CHUNK):
+        rows = conn.execute(
+            sa.select(
+                table.c.assignar_id,
+                table.c.modified_time,
+                *([table.c.work_date] if dated else []),
+            ).where(
+                table.c.connection_id == connection_id,
+                table.c.assignar_id.in_(ids[start : start + CLASSIFY_CHUNK]),
+                table.c.voided_at.is_(None),
+            )
+        ).all()
+        hit = [r for r in rows if r.modified_time <= versions[r.assignar_id]]
+        if hit:
+            conn.execute(
+                table.update()
+                .where(
+                    table.c.connection_id == connection_id,
+                    table.c.assignar_id.in_([r.assignar_id for r in hit]),
+                )
+                .values(voided_at=voided_at)
+            )
+        voided += [(r.assignar_id, r.work_date if dated else None) for r in hit]
+    return voided
 
 
 def quarantine_records(

@@ -1,3 +1,5 @@
 """Dagster schedules, exported for `assignar_pipeline.definitions`."""
 
-SCHEDULES: list = []
+from schedules.sync import SYNC_SCHEDULES
+
+SCHEDULES: list = [*SYNC_SCHEDULES]
