@@ -14,6 +14,7 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from assignar_pipeline import cli_sync
 from assignar_pipeline.client import AssignarClient
 from assignar_pipeline.connections import (
     ConnectionRequest,
@@ -236,6 +237,9 @@ def _fail(message: str) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(1)
 
+
+# Sync operations: settings, sync-log, bulk-import (and status, unless defined above).
+cli_sync.register(main)
 
 if __name__ == "__main__":
     main()

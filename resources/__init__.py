@@ -1,6 +1,7 @@
 """Dagster resources, exported for `assignar_pipeline.definitions`."""
 
 from resources.assignar import AssignarResource
+from resources.notify import NotifyResource
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
 
@@ -8,6 +9,7 @@ RESOURCES = {
     "assignar": AssignarResource(),
     "pay": PayDatabaseResource(),
     "scope": SyncScope.configure_at_launch(),
+    "notify": NotifyResource(),
 }
 
-__all__ = ["RESOURCES", "AssignarResource", "PayDatabaseResource", "SyncScope"]
+__all__ = ["RESOURCES", "AssignarResource", "NotifyResource", "PayDatabaseResource", "SyncScope"]

@@ -1,3 +1,7 @@
 """Dagster sensors, exported for `assignar_pipeline.definitions`."""
 
-SENSORS: list = []
+from sensors.bulk_import import BULK_SENSORS
+from sensors.initial_import import IMPORT_SENSORS
+from sensors.notifications import NOTIFY_SENSORS
+
+SENSORS: list = [*IMPORT_SENSORS, *NOTIFY_SENSORS, *BULK_SENSORS]

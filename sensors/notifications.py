@@ -1,0 +1,180 @@
+"""Run-status sensors: record how each run ended in the sync log, and tell each team.
+
+- A finished initial import: its team hears the counts (success) or the failure's message.
+- A failed sync: only the teams whose connection failed hear about it, each with its own message.
+- A finished bulk import (a backfill, several runs): each team covered hears its own totals once
+  the backfill ends (`notify_finished_backfills` watches backfills, not single runs).
+Every ended run is written to `sync_run`; a failed run whose connections logged no error of their
+own gets a `run` row per connection with the failure's message, so the sync log explains it.
+"""
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import dagster as dg
+import sqlalchemy as sa
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+
+from assignar_pipeline.connections import active_connections, all_connections
+from assignar_pipeline.notify import deliver, reports_for
+from assignar_pipeline.pay import tables as t
+from assignar_pipeline.synclog import finish_run, record_run_failure, run_kind
+from resources.notify import NotifyResource
+from resources.pay import PayDatabaseResource
+
+FINISHED_BACKFILL = {
+    BulkActionStatus.COMPLETED_SUCCESS: "backfill_finished",
+    BulkActionStatus.COMPLETED: "backfill_finished",
+    BulkActionStatus.COMPLETED_FAILED: "backfill_failed",
+    BulkActionStatus.FAILED: "backfill_failed",
+    BulkActionStatus.CANCELED: "backfill_failed",
+}
+
+
+def covered_connections(engine, run_config: dict | None) -> list[int]:
+    """The connections a run (or backfill) covered: its run config, else every active one."""
+    scope = ((run_config or {}).get("resources", {}).get("scope", {}) or {}).get("config", {})
+    keys = (scope or {}).get("connections") or []
+    if keys:
+        by_key = {c.key: c.id for c in all_connections(engine)}
+        return [by_key[k] for k in keys if k in by_key]
+    return [c.id for c in active_connections(engine)]
+
+
+def failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """The first failed step's own message (a `dg.Failure`'s description, or the error), which
+    says what to fix; the run's failure event only names the step."""
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        data = record.dagster_event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            return data.user_failure_data.description
+        if data.error is not None:
+            error = data.error
+            while error.cause is not None and "dagster" in error.cls_name.lower():
+                error = error.cause  # unwrap Dagster's "Error occurred while executing op"
+            return error.message.strip()
+    return None
+
+
+def failed_connections(engine, run_id: str) -> list[int]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(t.sync_log.c.connection_id)
+                .where(t.sync_log.c.run_id == run_id, t.sync_log.c.error.is_not(None))
+                .distinct()
+            ).scalars()
+        )
+
+
+def _notify(context, pay: PayDatabaseResource, notify: NotifyResource, run_ids: Sequence[str],
+            connection_ids: Sequence[int], event: str, ref: str, url: str,
+            run_error: str | None = None) -> None:  # fmt: skip
+    with pay.engine.connect() as conn:
+        reports = reports_for(
+            conn, run_ids, connection_ids, event, ref, run_error=run_error, url=url
+        )
+    reports = [r for r in reports if r.connection_id in set(connection_ids)]
+    for delivery in deliver(pay.engine, reports, notify.smtp()):
+        outcome = "sent" if delivery.sent else ("already sent" if delivery.skipped else "NOT sent")
+        detail = f": {delivery.error}" if delivery.error else ""
+        context.log.info(
+            f"{event} {delivery.channel} for {delivery.connection_key} to {delivery.target}: "
+            f"{outcome}{detail}"
+        )
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Records successful runs; an initial import's team hears its counts.",
+)
+def notify_on_success(
+    context: dg.RunStatusSensorContext, pay: PayDatabaseResource, notify: NotifyResource
+):
+    run = context.dagster_run
+    kind = run_kind(run.tags)
+    finish_run(pay.engine, run.run_id, "success", kind=kind)
+    if kind == "initial_import":
+        connections = covered_connections(pay.engine, run.run_config)
+        url = f"{notify.ui_url()}/runs/{run.run_id}"
+        _notify(context, pay, notify, [run.run_id], connections, "import_finished", run.run_id, url)
+
+
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Records failed runs in the sync log; each failed connection's team hears why.",
+)
+def notify_on_failure(
+    context: dg.RunFailureSensorContext, pay: PayDatabaseResource, notify: NotifyResource
+):
+    run = context.dagster_run
+    kind = run_kind(run.tags)
+    message = failure_message(context.instance, run.run_id) or (
+        context.failure_event.message or "The run failed."
+    )
+    finish_run(pay.engine, run.run_id, "failure", kind=kind, error=message[:2000])
+    connections = covered_connections(pay.engine, run.run_config)
+    explained = failed_connections(pay.engine, run.run_id)
+    if not explained:  # nothing of its own: the run itself failed for all of them
+        record_run_failure(pay.engine, run.run_id, connections, message, datetime.now(UTC))
+        explained = connections
+    url = f"{notify.ui_url()}/runs/{run.run_id}"
+    if kind == "sync":
+        _notify(
+            context, pay, notify, [run.run_id], explained, "sync_failed", run.run_id, url, message
+        )
+    elif kind == "initial_import":
+        _notify(
+            context,
+            pay,
+            notify,
+            [run.run_id],
+            connections,
+            "import_failed",
+            run.run_id,
+            url,
+            message,
+        )
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="When a bulk import (backfill) ends, each team it covered hears its own totals.",
+)
+def notify_finished_backfills(
+    context: dg.SensorEvaluationContext, pay: PayDatabaseResource, notify: NotifyResource
+):
+    state = json.loads(context.cursor) if context.cursor else {}
+    done: list[str] = state.get("done", [])
+    since = state.get("since") or datetime.now(UTC).timestamp() - 3600
+    backfills = context.instance.get_backfills(
+        filters=BulkActionsFilter(
+            statuses=list(FINISHED_BACKFILL),
+            tags={"assignar/operation": "bulk_import"},
+            created_after=datetime.fromtimestamp(since - 7 * 86400, UTC),
+        ),
+        limit=50,
+    )
+    handled = []
+    for backfill in backfills:
+        if backfill.backfill_id in done or backfill.backfill_timestamp < since - 7 * 86400:
+            continue
+        runs = context.instance.get_run_records(
+            dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id})
+        )
+        run_ids = [r.dagster_run.run_id for r in runs]
+        event = FINISHED_BACKFILL[backfill.status]
+        connections = covered_connections(pay.engine, backfill.run_config)
+        url = f"{notify.ui_url()}/runs/b/{backfill.backfill_id}"
+        _notify(context, pay, notify, run_ids, connections, event, backfill.backfill_id, url)
+        handled.append(backfill.backfill_id)
+    cursor = json.dumps({"since": since, "done": (done + handled)[-500:]})
+    if not handled:
+        return dg.SensorResult(skip_reason="No bulk import ended.", cursor=cursor)
+    return dg.SensorResult(cursor=cursor)
+
+
+NOTIFY_SENSORS = [notify_on_success, notify_on_failure, notify_finished_backfills]
