@@ -195,6 +195,12 @@ def sync_log_command(keys: tuple[str, ...], run_id: str | None, limit: int, as_j
 # -- status (sync part) -------------------------------------------------------------------------
 
 
+def sync_details(conn: sa.Connection, connection_ids: list[int]) -> dict[int, SyncStatus]:
+    """The sync side of each connection's status, by id (for `status`)."""
+    now = datetime.now(UTC)
+    return {cid: sync_status(conn, cid, now) for cid in connection_ids}
+
+
 def sync_statuses(engine: Engine, keys: list[str] | None = None) -> list[SyncStatus]:
     now = datetime.now(UTC)
     with engine.connect() as conn:
