@@ -113,10 +113,15 @@ class LoadCounts:
     minutes: dict[str, int] = field(default_factory=dict)
     hold_reasons: list[str] = field(default_factory=list)
     conflicts: dict[str, int] = field(default_factory=dict)  # open conflicts met, by kind
+    #: Assignar id → outcome, for the one window piece a loader call covers (not merged: a
+    #: long range would keep every id); what the conservation property checks record by record.
+    records: dict[int, str] = field(default_factory=dict)
 
-    def count(self, outcome: str, minutes: int = 0) -> None:
+    def count(self, outcome: str, minutes: int = 0, record: int | None = None) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
         self.minutes[outcome] = self.minutes.get(outcome, 0) + minutes
+        if record is not None:
+            self.records[record] = outcome
 
     def merge(self, part: LoadCounts) -> None:
         for name in OUTCOMES:
@@ -270,13 +275,20 @@ def load_projects(
     by_id = {p.id: p for p in pay_rows}
     pay_projects = [_pay_project(p, clients) for p in pay_rows]
     holds: dict[int, Hold] = {}
+    undecided: list[tuple[Any, ProjectFacts]] = []
     for staged in _staged(conn, "projects", connection.id):
         if staged.voided_at is not None:
             continue  # deleted in Assignar: Pay keeps its project and the link
         link = linked.get(staged.assignar_id)
         if link is not None:
             current = by_id.get(link.pay_id)
-            if current is not None and current.origin == "assignar":
+            # Only the Assignar project that created a Pay project keeps it up to date: one
+            # linked by code or merged into it (several may be) never overwrites it.
+            if (
+                current is not None
+                and current.origin == "assignar"
+                and link.match_rule == "created"
+            ):
                 values = project_values(staged, clients)
                 if any(getattr(current, k) != v for k, v in values.items()):
                     conn.execute(project.update().where(project.c.id == current.id).values(values))
@@ -306,50 +318,58 @@ def load_projects(
         if match.linked:
             write_link(conn, connection.id, "project", staged.assignar_id, match.pay_id, match.rule)
             counts.count("linked")
+        elif match.candidates:
+            undecided.append((staged, facts))
+        else:
+            values = project_values(staged, clients)
+            pay_id = conn.execute(
+                project.insert()
+                .values(team_id=connection.team_id, code=staged.code, origin="assignar", **values)
+                .returning(project.c.id)
+            ).scalar_one()
+            write_link(conn, connection.id, "project", staged.assignar_id, pay_id, "created")
+            created = conn.execute(sa.select(project).where(project.c.id == pay_id)).one()
+            by_id[pay_id] = created
+            pay_projects.append(_pay_project(created, clients))
+            counts.count("inserted")
+    # Decided against every project this pass created too (one created after a project was met
+    # may be its exact code): the next sync then decides exactly the same.
+    for staged, facts in undecided:
+        match = match_project(facts, pay_projects, limits.project_name)
+        if match.linked:
+            write_link(conn, connection.id, "project", staged.assignar_id, match.pay_id, match.rule)
+            counts.count("linked")
             continue
-        if match.candidates:
-            row = book.observe(
-                DUPLICATE_PROJECT,
-                fingerprint,
-                subject_entity="project",
-                subject_external_id=staged.assignar_id,
-                summary=(
-                    f"Assignar project {staged.name!r} ({staged.code or 'no code'}) may be Pay's "
-                    f"{match.candidates[0]['name']!r} (#{match.candidates[0]['pay_id']}): "
-                    f"{match.reason}"
-                ),
-                details={
-                    "assignar": {
-                        "id": staged.assignar_id,
-                        "name": staged.name,
-                        "code": staged.code,
-                        "client": staged.client_name,
-                        "client_code": staged.client_code,
-                        "active": staged.active,
-                    },
-                    "reason": match.reason,
+        row = book.observe(
+            DUPLICATE_PROJECT,
+            f"project:{staged.assignar_id}",
+            subject_entity="project",
+            subject_external_id=staged.assignar_id,
+            summary=(
+                f"Assignar project {staged.name!r} ({staged.code or 'no code'}) may be Pay's "
+                f"{match.candidates[0]['name']!r} (#{match.candidates[0]['pay_id']}): "
+                f"{match.reason}"
+            ),
+            details={
+                "assignar": {
+                    "id": staged.assignar_id,
+                    "name": staged.name,
+                    "code": staged.code,
+                    "client": staged.client_name,
+                    "client_code": staged.client_code,
+                    "active": staged.active,
                 },
-                candidates=list(match.candidates),
-            )
-            holds[staged.assignar_id] = Hold(
-                f"project {staged.assignar_id} {staged.name!r}: "
-                f"{KIND_LABELS[DUPLICATE_PROJECT]} {short(row.id)} ({match.reason})",
-                None,
-                (row.id,),
-            )
-            counts.count("held")
-            continue
-        values = project_values(staged, clients)
-        pay_id = conn.execute(
-            project.insert()
-            .values(team_id=connection.team_id, code=staged.code, origin="assignar", **values)
-            .returning(project.c.id)
-        ).scalar_one()
-        write_link(conn, connection.id, "project", staged.assignar_id, pay_id, "created")
-        created = conn.execute(sa.select(project).where(project.c.id == pay_id)).one()
-        by_id[pay_id] = created
-        pay_projects.append(_pay_project(created, clients))
-        counts.count("inserted")
+                "reason": match.reason,
+            },
+            candidates=list(match.candidates),
+        )
+        holds[staged.assignar_id] = Hold(
+            f"project {staged.assignar_id} {staged.name!r}: "
+            f"{KIND_LABELS[DUPLICATE_PROJECT]} {short(row.id)} ({match.reason})",
+            None,
+            (row.id,),
+        )
+        counts.count("held")
     book.supersede_unseen([DUPLICATE_PROJECT])
     _finish(conn, connection, "project", book, holds, counts, now)
     return counts
@@ -613,7 +633,7 @@ def load_timesheets(
                     row = _locked_changed(book, staged, current, state, reason)
                     if row.status != "resolved":
                         holds[staged.assignar_id] = _adjustment_hold(staged, row)
-                        counts.count("held", minutes)
+                        counts.count("held", minutes, staged.assignar_id)
                         continue
                 else:
                     conn.execute(
@@ -621,11 +641,12 @@ def load_timesheets(
                         .where(timesheet.c.id == current.id)
                         .values(status="void", void_reason=reason)
                     )
-            counts.count(outcome, minutes)
+            counts.count(outcome, minutes, staged.assignar_id)
             continue
         worker = workers.get(staged.user_assignar_id)
         if worker is not None and worker.pay_id is None:
-            counts.count("ignored", minutes)  # the worker is deliberately not paid through Pay
+            # the worker is deliberately not paid through Pay
+            counts.count("ignored", minutes, staged.assignar_id)
             continue
         problems: list[str] = []
         waits_on: list[str] = []
@@ -649,22 +670,23 @@ def load_timesheets(
             waits_on += [cid] if cid else []
         if problems:
             holds[staged.assignar_id] = Hold("; ".join(problems), staged.work_date, tuple(waits_on))
-            counts.count("held", minutes)
+            counts.count("held", minutes, staged.assignar_id)
             continue
         source_hash = _source_hash(staged, worker, project_link)
         if locked:
             if current.source_hash == source_hash:
-                counts.count("unchanged", minutes)
+                counts.count("unchanged", minutes, staged.assignar_id)
                 continue
             row = _locked_changed(
                 book, staged, current, f"edited:{source_hash[:16]}", "edited in Assignar"
             )
             if row.status != "resolved":
                 holds[staged.assignar_id] = _adjustment_hold(staged, row)
-                counts.count("held", minutes)
+                counts.count("held", minutes, staged.assignar_id)
                 continue
             decision = book.resolution(row.id).decision
-            counts.count("adjusted" if decision == "accept_adjustment" else "ignored", minutes)
+            outcome = "adjusted" if decision == "accept_adjustment" else "ignored"
+            counts.count(outcome, minutes, staged.assignar_id)
             continue
         pricing = pricer.price(
             staged, worker.pay_id, project_link.pay_id if project_link is not None else None
@@ -675,7 +697,7 @@ def load_timesheets(
                 staged.work_date,
                 (pricing.id,),
             )
-            counts.count("held", minutes)
+            counts.count("held", minutes, staged.assignar_id)
             continue
         values = _timesheet_values(connection, staged, worker, project_link, source_hash)
         values["price_hash"] = price_hash(
@@ -687,13 +709,13 @@ def load_timesheets(
                 timesheet.insert().values(**values, source_version=1).returning(timesheet.c.id)
             ).scalar_one()
             _write_lines(conn, pay_id, staged.lines, pricing, pricer.pay.pay_code_id)
-            counts.count("inserted", minutes)
+            counts.count("inserted", minutes, staged.assignar_id)
         elif (
             current.source_hash == values["source_hash"]
             and current.price_hash == values["price_hash"]
             and current.status != "void"
         ):
-            counts.count("unchanged", minutes)
+            counts.count("unchanged", minutes, staged.assignar_id)
         else:
             conn.execute(
                 timesheet.update()
@@ -702,7 +724,7 @@ def load_timesheets(
             )
             conn.execute(timesheet_line.delete().where(timesheet_line.c.timesheet_id == current.id))
             _write_lines(conn, current.id, staged.lines, pricing, pricer.pay.pay_code_id)
-            counts.count("updated", minutes)
+            counts.count("updated", minutes, staged.assignar_id)
     _finish(conn, connection, "timesheet", book, holds, counts, now, window)
     book.supersede_unheld([RATE_DIFFERENCE, LOCKED_CHANGED])
     return counts

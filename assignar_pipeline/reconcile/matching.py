@@ -122,11 +122,13 @@ def match_project(
 
 
 def _same_client(staged: ProjectFacts, p: PayProject) -> bool:
-    if staged.client_pay_id is not None and p.client_id is not None:
+    """Both without a client, or the same Pay client (by link or code, else by name)."""
+    staged_has = staged.client_pay_id is not None or bool(staged.client_name)
+    if not staged_has or p.client_id is None:
+        return not staged_has and p.client_id is None
+    if staged.client_pay_id is not None:
         return staged.client_pay_id == p.client_id
-    if staged.client_name and p.client_name:
-        return norm_name(staged.client_name) == norm_name(p.client_name)
-    return not staged.client_name and p.client_id is None
+    return bool(p.client_name) and norm_name(staged.client_name) == norm_name(p.client_name)
 
 
 def _project_candidate(p: PayProject, score: float, rule: str) -> dict[str, Any]:

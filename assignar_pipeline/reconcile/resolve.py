@@ -277,24 +277,25 @@ def _resolve_one(
 
 
 def _same(existing: Any, decision: str, choice: Choice) -> bool:
-    """Is `choice` the decision already recorded (params not given count as the same)?"""
+    """Is `choice` the decision already recorded? Only the parameters the decision uses count,
+    and one not given counts as the same."""
     if existing.decision != decision:
         return False
-    checks = [
-        (choice.target, existing.target_pay_id if decision in ("merge", "map") else None),
-        (
-            _valid_rate(choice.rate) if choice.rate is not None else None,
-            existing.rate if decision == "set_rate" else None,
-        ),
-        (choice.effective_from, existing.effective_from),
-    ]
-    if choice.scope is not None and decision in ("use_assignar_rate", "set_rate"):
-        checks.append((_scope(choice, decision), existing.apply_scope))
     params = existing.params or {}
-    if choice.code is not None:
-        checks.append((choice.code or None, params.get("code")))
-    if choice.employee_number is not None:
-        checks.append((choice.employee_number or None, params.get("employee_number")))
+    checks: list[tuple[Any, Any]] = []
+    if decision in ("merge", "map"):
+        checks.append((choice.target, existing.target_pay_id))
+    if decision == "create_new" and choice.code is not None:
+        checks.append((choice.code.strip() or None, params.get("code")))
+    if decision == "create_employee" and choice.employee_number is not None:
+        checks.append((choice.employee_number.strip() or None, params.get("employee_number")))
+    if decision == "set_rate" and choice.rate is not None:
+        checks.append((_valid_rate(choice.rate), existing.rate))
+    if decision in ("use_assignar_rate", "set_rate"):
+        if choice.scope is not None:
+            checks.append((_scope(choice, decision), existing.apply_scope))
+        if existing.apply_scope == "going_forward":
+            checks.append((choice.effective_from, existing.effective_from))
     return all(given is None or given == stored for given, stored in checks)
 
 
