@@ -179,6 +179,8 @@ def reports_for(
             entry.pop("last", None)
         if report.error is None and run_error and event.endswith("failed"):
             report.error = run_error
+        if report.error and report.event == "backfill_finished":
+            report.event = "backfill_failed"  # the backfill ended, but not well for this team
     return sorted(reports.values(), key=lambda r: r.connection_key)
 
 

@@ -8,10 +8,11 @@ import dagster as dg
 from assignar_pipeline.bulk import BulkImportError, DagsterUnreachable, due, launch, mark
 from resources.notify import NotifyResource
 from resources.pay import PayDatabaseResource
+from sensors.timing import interval
 
 
 @dg.sensor(
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=interval(60),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launches queued bulk imports (off-hours) as backfills when their time comes.",
 )

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.sync_settings import SyncSettings, read_settings
 from resources.pay import PayDatabaseResource
+from sensors.timing import interval
 
 INITIAL_DAYS = 28
 SNAPSHOT_ASSETS = ["assignar_projects", "assignar_workers", "pay_projects", "pay_employees"]
@@ -96,7 +97,7 @@ def _never_imported(conn: sa.Connection) -> set[int]:
 
 @dg.sensor(
     target=ALL_ASSETS,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=interval(30),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launches a new connection's initial import: the last 28 days, that connection "
     "alone, per its import options.",

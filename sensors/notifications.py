@@ -22,6 +22,7 @@ from assignar_pipeline.pay import tables as t
 from assignar_pipeline.synclog import finish_run, record_run_failure, run_kind
 from resources.notify import NotifyResource
 from resources.pay import PayDatabaseResource
+from sensors.timing import interval
 
 FINISHED_BACKFILL = {
     BulkActionStatus.COMPLETED_SUCCESS: "backfill_finished",
@@ -140,7 +141,7 @@ def notify_on_failure(
 
 
 @dg.sensor(
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=interval(60),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="When a bulk import (backfill) ends, each team it covered hears its own totals.",
 )
