@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the Assignar simulator in the background and Dagster's UI in the foreground,
 # wired together through the environment; the demo Pay team is seeded and connected to the
-# simulator in between (idempotent across restarts). Ctrl-C stops both.
+# simulator in between (idempotent across restarts), and a local mail catcher prints the
+# notifications Dagster's sensors send. Ctrl-C stops everything.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -9,6 +10,7 @@ root=$PWD
 uv=${UV:-$root/.ci/uv}
 simulator_port=${SIMULATOR_PORT:-8700}
 dagster_port=${DAGSTER_PORT:-3000}
+mail_port=${MAIL_PORT:-8025}
 simulator_url=http://127.0.0.1:$simulator_port
 dagster_url=http://127.0.0.1:$dagster_port
 
@@ -18,6 +20,9 @@ export ASSIGNAR_CLIENT_ID=demo-client
 export ASSIGNAR_CLIENT_SECRET=demo-secret-change-me
 export DAGSTER_HOME=$root/.dagster_home
 export PAY_DATABASE_URL=${PAY_DATABASE_URL:-sqlite:///$root/.data/pay.db}
+# Notifications go to the local mail catcher (plain SMTP on loopback); links point at this UI.
+export SMTP_HOST=127.0.0.1 SMTP_PORT=$mail_port SMTP_STARTTLS=false
+export NOTIFY_FROM=assignar-pipeline@localhost DAGSTER_URL=$dagster_url
 connection_key=demo
 # The simulator's "now" is the current hour, so "the last 4 weeks" in the UI hold its data.
 simulated_now=$(date -u +%Y-%m-%dT%H:00:00Z)
@@ -25,10 +30,10 @@ simulated_now=$(date -u +%Y-%m-%dT%H:00:00Z)
 say() { printf '==> %s\n' "$*"; }
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-for port in "$simulator_port" "$dagster_port"; do
+for port in "$simulator_port" "$dagster_port" "$mail_port"; do
   if port_in_use "$port"; then
     echo "Port $port on 127.0.0.1 is already in use: stop whatever listens there, or choose" \
-      "other ports, e.g. make run SIMULATOR_PORT=8701 DAGSTER_PORT=3001" >&2
+      "other ports, e.g. make run SIMULATOR_PORT=8701 DAGSTER_PORT=3001 MAIL_PORT=8026" >&2
     exit 1
   fi
 done
@@ -43,16 +48,21 @@ YAML
 fi
 
 simulator_pid=
-stop_simulator() {
-  [[ -n $simulator_pid ]] || return 0
-  # The simulator runs in its own session (below), so signal its whole process group:
-  # uv and the server it started.
-  kill -TERM -- "-$simulator_pid" 2>/dev/null || return 0
+mail_pid=
+stop_group() {
+  [[ -n $1 ]] || return 0
+  # Each background service runs in its own session (below), so signal its whole process
+  # group: uv and the server it started.
+  kill -TERM -- "-$1" 2>/dev/null || return 0
   for _ in {1..50}; do
-    kill -0 -- "-$simulator_pid" 2>/dev/null || return 0
+    kill -0 -- "-$1" 2>/dev/null || return 0
     sleep 0.1
   done
-  kill -KILL -- "-$simulator_pid" 2>/dev/null || true
+  kill -KILL -- "-$1" 2>/dev/null || true
+}
+stop_simulator() {
+  stop_group "$mail_pid"
+  stop_group "$simulator_pid"
 }
 trap stop_simulator EXIT
 trap 'exit 130' INT
@@ -78,6 +88,10 @@ if ! port_in_use "$simulator_port"; then
   exit 1
 fi
 
+say "Starting the mail catcher on 127.0.0.1:$mail_port (notifications are printed here)"
+setsid "$uv" run --frozen python -m aiosmtpd -n -l "127.0.0.1:$mail_port" &
+mail_pid=$!
+
 say "Preparing the Pay database and the demo team"
 init_output=$("$uv" run --frozen assignar-pipeline pay init --demo)
 printf '%s\n' "$init_output"
@@ -91,6 +105,7 @@ say "Connecting Pay team $team_id to the simulator as '$connection_key'"
 "$uv" run --frozen assignar-pipeline connect --key "$connection_key" --team-id "$team_id" \
   --user-email priya.raman@example.com --region au --client-id "$ASSIGNAR_CLIENT_ID" \
   --secret-env ASSIGNAR_CLIENT_SECRET --timezone Australia/Sydney --timesheets --orders
+"$uv" run --frozen assignar-pipeline settings --key "$connection_key" --notify payroll@example.com
 
 cat <<MSG
 
@@ -99,6 +114,10 @@ cat <<MSG
   Pay database:        $pay_database
   Pay connection:      $connection_key  (demo team $team_id; run config connections: [$connection_key])
   Dagster UI:          starting on $dagster_url
+  Notifications:       printed below by the mail catcher (127.0.0.1:$mail_port)
+
+  The initial import of '$connection_key' starts by itself within a minute (sensor), then
+  the hourly sync keeps it current (schedule hourly_sync; job sync_assignar to run it now).
 
   Open $dagster_url in your browser.
   Ctrl-C stops Dagster and the simulator.
