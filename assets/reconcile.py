@@ -173,12 +173,16 @@ def resolve_conflicts_op(
 
 def _launch(context: dg.OpExecutionContext, key: str, days: list[date]) -> str:
     """A backfill of the unblocked assets over exactly `days`, for connection `key` only."""
+    # The code location's asset graph (this module is part of it, hence the late import);
+    # `context.repository_def` is not available to runs executed in process.
+    from assignar_pipeline.definitions import defs
+
     backfill_id = make_new_backfill_id()
     instance = context.instance
-    context.instance.add_backfill(
+    instance.add_backfill(
         PartitionBackfill.from_asset_partitions(
             backfill_id=backfill_id,
-            asset_graph=context.repository_def.asset_graph,
+            asset_graph=defs.resolve_asset_graph(),
             partition_names=[d.isoformat() for d in days],
             asset_selection=[dg.AssetKey(name) for name in UNBLOCKED_ASSETS],
             backfill_timestamp=time.time(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from decimal import Decimal, InvalidOperation
 from typing import NoReturn
 
 import click
@@ -27,8 +28,18 @@ from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.pay import tables
 from assignar_pipeline.pay.database import create_pay_engine, database_url, migrate
 from assignar_pipeline.pay.seed import seed_demo
+from assignar_pipeline.reconcile.conflicts import KIND_LABELS
+from assignar_pipeline.reconcile.queries import (
+    STATUSES,
+    ConflictView,
+    list_conflicts,
+    show_conflict,
+)
+from assignar_pipeline.reconcile.resolve import Choice, ResolutionError, resolve_conflicts
+from assignar_pipeline.reconcile.settings import set_thresholds, thresholds_for
 from assignar_pipeline.settings import Region, Secret, endpoints_for
 from assignar_pipeline.simulator.cli import simulator
+from assignar_pipeline.status import connection_status
 
 
 @click.group()
@@ -215,6 +226,224 @@ def connections_command() -> None:
     for row in [header, *lines]:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         click.echo("  ".join(cells).rstrip())
+
+
+@main.command("status")
+@click.option("--connection", "key", help="One connection (default: all).")
+def status_command(key: str | None) -> None:
+    """Each connection: Connected, Sync Warning (open conflicts) or Error (its last sync failed)."""
+    engine = _pay_engine()
+    try:
+        rows = [r for r in all_connections(engine) if key is None or r.key == key]
+        if key is not None and not rows:
+            _fail(f"No connection has the key {key!r}: see `assignar-pipeline connections`.")
+        with engine.connect() as conn:
+            statuses = [connection_status(conn, r.id) for r in rows]
+            details = cli_sync.sync_details(conn, [r.id for r in rows])
+    except sa.exc.SQLAlchemyError as exc:
+        _fail(f"Pay database error: {_db_message(exc)}")
+    finally:
+        engine.dispose()
+    if not statuses:
+        click.echo("No connections yet: create one with `assignar-pipeline connect`.")
+    for s in statuses:
+        click.echo(f"{s.key}: {s.describe()}")
+        if s.held:
+            held = ", ".join(f"{n} {entity}s" for entity, n in sorted(s.held.items()))
+            click.echo(f"  held: {held}")
+        cli_sync.echo_sync_details(details[s.connection_id])  # last/next sync, counts, error
+
+
+# -- conflicts ----------------------------------------------------------------------------------
+
+
+@main.group()
+def conflicts() -> None:
+    """Reconciliation: Duplicate Project, Worker Mismatch, Rate Difference, adjustments."""
+
+
+@conflicts.command("list")
+@click.option("--connection", "key", help="One connection (default: all).")
+@click.option("--kind", type=click.Choice(list(KIND_LABELS)), help="One kind of conflict.")
+@click.option(
+    "--status", type=click.Choice(STATUSES), default="open", show_default=True, help="Which."
+)
+def conflicts_list(key: str | None, kind: str | None, status: str) -> None:
+    """One line per conflict: id, connection, kind, what it holds, and what disagrees."""
+    views = _with_engine(
+        lambda conn: list_conflicts(conn, connection_key=key, kind=kind, status=status)
+    )
+    if not views:
+        click.echo(f"No {'' if status == 'all' else status + ' '}conflicts.")
+        return
+    for v in views:
+        held = ", ".join(f"{n} {e}s" for e, n in sorted(v.held.items())) or "nothing"
+        state = "" if status == "open" else f" [{v.status}]"
+        click.echo(f"{v.id[:8]}  {v.connection_key}  {v.label}{state}  (holds {held})")
+        click.echo(f"    {v.summary}")
+    click.echo(
+        "Details: `assignar-pipeline conflicts show ID`; decide: `... conflicts resolve ID CHOICE`."
+    )
+
+
+@conflicts.command("show")
+@click.argument("conflict_id")
+def conflicts_show(conflict_id: str) -> None:
+    """Both sides, the candidates, what the conflict holds, and how it was resolved."""
+    _echo_view(_with_engine(lambda conn: show_conflict(conn, conflict_id)))
+
+
+@conflicts.command("resolve")
+@click.argument("conflict_id")
+@click.argument("choice")
+@click.option("--by", "decided_by", required=True, help="Email of the Pay user who decides.")
+@click.option("--target", type=int, help="merge: Pay project id; map: Pay employee id.")
+@click.option(
+    "--code", help="create_new: the Pay project's code ('' for none; default Assignar's)."
+)
+@click.option("--employee-number", help="create_employee: Pay employee number ('' for none).")
+@click.option("--rate", help="set_rate: the rate, e.g. 45.50.")
+@click.option(
+    "--scope",
+    type=click.Choice(["going_forward", "occurrence"]),
+    help="Rates: a new Pay rate from --effective-from (default), or only this disagreement.",
+)
+@click.option(
+    "--effective-from",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="going_forward: first day of the new rate (default: the earliest held work date).",
+)
+@click.option("--note", help="Why (kept with the resolution).")
+def conflicts_resolve(
+    conflict_id: str,
+    choice: str,
+    decided_by: str,
+    target: int | None,
+    code: str | None,
+    employee_number: str | None,
+    rate: str | None,
+    scope: str | None,
+    effective_from,
+    note: str | None,
+) -> None:
+    """Decide a conflict: merge | create_new (projects); map | create_employee | ignore
+    (workers); use_assignar_rate | keep_pay_rate | set_rate (rates); accept_adjustment |
+    reject_adjustment (timesheets Pay already processed). Held records load at once."""
+    request = Choice(
+        conflict=conflict_id,
+        choice=choice,
+        target=target,
+        code=code,
+        employee_number=employee_number,
+        rate=rate,  # type: ignore[arg-type]  # checked by resolve
+        scope=scope,
+        effective_from=effective_from.date() if effective_from else None,
+        note=note,
+    )
+    engine = _pay_engine()
+    try:
+        result = resolve_conflicts(engine, [request], decided_by, run_id="cli-resolve")
+    except ResolutionError as exc:
+        _fail(str(exc))
+    except sa.exc.SQLAlchemyError as exc:
+        _fail(f"Pay database error: {_db_message(exc)}")
+    finally:
+        engine.dispose()
+    for r in result.resolved:
+        verb = "Already resolved" if r.already else "Resolved"
+        click.echo(
+            f"{verb} {r.conflict_id[:8]} ({KIND_LABELS[r.kind]}) as {r.decision}: {r.effect}"
+        )
+    for key, days in result.unblocked.items():
+        click.echo(
+            f"  {key}: loaded {result.released[key]} held record(s) of {len(days)} date(s), "
+            f"{days[0]} to {days[-1]}"
+        )
+
+
+@conflicts.command("settings")
+@click.option("--connection", "key", required=True, help="The connection.")
+@click.option("--project-threshold", type=float, help="Similar project names from (0-1].")
+@click.option("--worker-threshold", type=float, help="Similar worker names from (0-1].")
+@click.option("--rate-tolerance", help="A rate difference above this is a conflict (default 0).")
+def conflicts_settings(
+    key: str, project_threshold: float | None, worker_threshold: float | None, rate_tolerance
+) -> None:
+    """Show (or change) a connection's matching thresholds and rate tolerance."""
+    engine = _pay_engine()
+    try:
+        row = next((r for r in all_connections(engine) if r.key == key), None)
+        if row is None:
+            _fail(f"No connection has the key {key!r}: see `assignar-pipeline connections`.")
+        with engine.begin() as conn:
+            if project_threshold is None and worker_threshold is None and rate_tolerance is None:
+                limits = thresholds_for(conn, row.id)
+            else:
+                try:
+                    tolerance = None if rate_tolerance is None else Decimal(rate_tolerance)
+                    limits = set_thresholds(
+                        conn,
+                        row.id,
+                        project_name=project_threshold,
+                        worker_name=worker_threshold,
+                        rate_tolerance=tolerance,
+                    )
+                except (ValueError, InvalidOperation) as exc:
+                    _fail(f"Not changed: {exc}")
+    finally:
+        engine.dispose()
+    click.echo(f"{key}: project names from {limits.project_name}, worker names from "
+               f"{limits.worker_name}, rate tolerance {limits.rate_tolerance}")  # fmt: skip
+
+
+def _with_engine(read):
+    engine = _pay_engine()
+    try:
+        with engine.connect() as conn:
+            return read(conn)
+    except ResolutionError as exc:
+        _fail(str(exc))
+    except sa.exc.SQLAlchemyError as exc:
+        _fail(f"Pay database error: {_db_message(exc)}")
+    finally:
+        engine.dispose()
+
+
+def _echo_view(v: ConflictView) -> None:
+    click.echo(f"{v.label} {v.id}")
+    click.echo(f"  connection {v.connection_key}, {v.subject}, {v.status}")
+    seen = f", last seen {v.last_seen_at:%Y-%m-%d %H:%M}" if v.last_seen_at else ""
+    click.echo(f"  first seen {v.first_seen_at:%Y-%m-%d %H:%M} UTC{seen}")
+    click.echo(f"  {v.summary}")
+    for side in ("assignar", "pay", "employee", "timesheet"):
+        if side in v.details:
+            click.echo(f"  {side}: {_flat(v.details[side])}")
+    if v.held:
+        held = ", ".join(f"{n} {e}s" for e, n in sorted(v.held.items()))
+        dates = f" ({v.held_dates[0]} to {v.held_dates[1]})" if v.held_dates else ""
+        click.echo(f"  holds: {held}{dates}")
+    if v.candidates:
+        click.echo("  candidates:")
+        for c in v.candidates:
+            extra = {k: c[k] for k in c if k not in ("pay_id", "score", "rule", "name") and c[k]}
+            click.echo(
+                f"    #{c['pay_id']} {c['name']!r} score {c['score']} ({c['rule']}) {_flat(extra)}"
+            )
+    if v.resolution:
+        r = v.resolution
+        when = f"{r['decided_at']:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"  resolved as {r['decision']} by {r['decided_by']} on {when}")
+        if r["note"]:
+            click.echo(f"  note: {r['note']}")
+    elif v.status == "open":
+        click.echo(f"  choices: {', '.join(v.choices)}")
+        click.echo(
+            f"  e.g. assignar-pipeline conflicts resolve {v.id[:8]} {v.choices[0]} --by EMAIL"
+        )
+
+
+def _flat(values: dict) -> str:
+    return ", ".join(f"{k} {val}" for k, val in values.items() if val not in (None, ""))
 
 
 def _pay_engine() -> Engine:

@@ -1,0 +1,516 @@
+"""Reconciliation scenarios on the demo data: Dagster runs on a real instance, the simulator over
+HTTP, Pay on SQLite and PostgreSQL. The demo is synced once per engine; each test resolves on a
+copy of that database."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, timedelta
+from decimal import Decimal
+
+import dagster as dg
+import pytest
+
+from assignar_pipeline.connections import active_connections
+from assignar_pipeline.definitions import defs
+from assignar_pipeline.pay import tables as t
+from assignar_pipeline.pay.database import create_pay_engine, migrate
+from assignar_pipeline.reconcile.resolve import Choice, ResolutionError, resolve_conflicts
+from assignar_pipeline.simulator import TenantConfig
+from assignar_pipeline.status import connection_status
+from assignar_pipeline.sync import load_for
+from resources import PayDatabaseResource
+from tests.support.pipeline import (
+    LAST_4_WEEKS,
+    Pipeline,
+    make_pipeline,
+    staged_timesheets,
+)
+from tests.support.reconcile import (
+    ADMIN,
+    OWNER,
+    Snapshot,
+    cli,
+    conflict,
+    copy_snapshot,
+    employee_id,
+    held_by,
+    kinds,
+    one,
+    project_id,
+    rows,
+)
+
+# Assignar ids in the demo tenant (see assignar_pipeline/pay/seed.py).
+JUN, FATIMA, PRIYA_NGUYEN, AMELIA, WILLIAM_SMITH = 1004, 1005, 1018, 1025, 1026
+WESTFIELD_DUPLICATE, METRO_NORTH = 202, 205
+DEMO_CONFLICTS = {"duplicate_project": 2, "worker_mismatch": 11, "rate_difference": 1}
+_copies = itertools.count(1)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def demo_synced(request, tmp_path_factory, _simulator_server):
+    """The demo team connected and its last 4 weeks synced once, through Dagster."""
+    _simulator_server.simulator.reset(TenantConfig())
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("snapshot") / "pay.db"
+        url, name = f"sqlite:///{path}", str(path)
+    else:
+        name = f"reconcile_snapshot_{next(_copies)}"
+        url = request.getfixturevalue("postgres").create_database(name)
+    engine = create_pay_engine(url)
+    migrate(engine)
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        dg.instance_for_test(temp_dir=str(tmp_path_factory.mktemp("dagster"))) as instance,
+    ):
+        assert make_pipeline(engine, _simulator_server, instance, mp).materialize().success
+    engine.dispose()
+    return Snapshot(request.param, url, name)
+
+
+@pytest.fixture
+def synced(demo_synced, simulator, tmp_path, monkeypatch, request):
+    """A copy of the synced demo database, with the simulator as it was synced."""
+    postgres = request.getfixturevalue("postgres") if demo_synced.kind == "postgresql" else None
+    url = copy_snapshot(demo_synced, postgres, tmp_path, f"reconcile_{next(_copies)}")
+    monkeypatch.setenv("ASSIGNAR_API_URL", simulator.api_url)
+    monkeypatch.setenv("ASSIGNAR_TOKEN_URL", simulator.token_url)
+    monkeypatch.setenv("DEMO_SECRET", "demo-secret-change-me")
+    engine = create_pay_engine(url)
+    team_id = one(engine, t.connection, t.connection.c.key == "demo").team_id
+    home = tmp_path / "dagster"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        yield Pipeline(engine, simulator, team_id, instance)
+    engine.dispose()
+
+
+def _connection(pipeline: Pipeline):
+    return one(pipeline.engine, t.connection, t.connection.c.key == "demo")
+
+
+def _check(result: dg.ExecuteInProcessResult, asset: str, name: str):
+    return next(
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == name and e.asset_key.path[-1] == asset
+    )
+
+
+def _day(day: date) -> tuple[date, date]:
+    return day, day + timedelta(days=1)
+
+
+# -- raised once --------------------------------------------------------------------------------
+
+
+def test_each_conflict_kind_is_raised_once_and_only_once_across_syncs(synced):
+    """The demo's deliberate overlaps raise their conflicts; syncing again finds the same rows
+    and changes nothing; a locked timesheet edited upstream raises one adjustment conflict."""
+    engine = synced.engine
+    assert kinds(engine) == DEMO_CONFLICTS
+    jun = conflict(engine, "rate_difference", JUN)
+    assert (jun.details["assignar"]["rate"], jun.details["pay"]["rate"]) == ("44.8000", "46.1000")
+    assert "pay-rate group 'L3 Carpenter'" in jun.details["assignar"]["source"]
+    metro = conflict(engine, "duplicate_project", METRO_NORTH)
+    assert metro.candidates[0]["name"] == "Metro Nth Tunnel"
+    westfield = conflict(engine, "duplicate_project", WESTFIELD_DUPLICATE)
+    assert westfield.candidates[0]["code"] == "PRJ-0001"
+    priya = conflict(engine, "worker_mismatch", PRIYA_NGUYEN)
+    assert [c["name"] for c in priya.candidates] == ["Pria Nguyen"]
+    smiths = conflict(engine, "worker_mismatch", WILLIAM_SMITH).candidates
+    assert [c["name"] for c in smiths][:3] == ["Bill Smith", "Tom Smith", "Ethan Smith"]
+    assert held_by(engine, jun.id) and held_by(engine, priya.id)
+    unexplained = [
+        h
+        for h in rows(engine, t.sync_hold, t.sync_hold.c.entity == "timesheet")
+        if not rows(
+            engine, t.sync_hold_conflict, t.sync_hold_conflict.c.assignar_id == h.assignar_id
+        )
+    ]
+    assert unexplained == [], "every held timesheet waits on a conflict"
+    ids, before = {c.id for c in rows(engine, t.sync_conflict)}, synced.checksums()
+
+    result = synced.materialize()
+    assert result.success
+    assert synced.checksums() == before
+    assert {c.id for c in rows(engine, t.sync_conflict)} == ids
+    warning = _check(result, "pay_employees", "no_open_conflicts")
+    assert not warning.passed and warning.severity == dg.AssetCheckSeverity.WARN
+    demo = warning.metadata["per_connection"].value["demo"]
+    assert demo["status"] == "Sync Warning"
+    assert demo["open_conflicts"]["worker_mismatch"] == 11
+    assert demo["command"] == "assignar-pipeline conflicts list --connection demo"
+
+    paid = next(
+        r
+        for r in rows(
+            engine, t.timesheet, t.timesheet.c.source_connection_id == _connection(synced).id
+        )
+        if r.status == "imported"
+    )
+    with engine.begin() as conn:
+        conn.execute(t.timesheet.update().where(t.timesheet.c.id == paid.id).values(status="paid"))
+    synced.simulator.simulator.update(
+        "timesheets-expanded", paid.source_external_id, {"total_time": "01:15"}
+    )
+    for _ in range(2):
+        assert synced.materialize(["assignar_timesheets", "pay_timesheets"], _day(paid.work_date))
+        assert kinds(engine, "open")["locked_changed"] == 1
+    after = one(engine, t.timesheet, t.timesheet.c.id == paid.id)._asdict()
+    assert {**after, "status": "imported"} == paid._asdict(), "the paid timesheet is unchanged"
+    adjustment = conflict(engine, "locked_changed", paid.source_external_id)
+    assert held_by(engine, adjustment.id) == {paid.source_external_id: paid.work_date}
+
+
+# -- resolutions --------------------------------------------------------------------------------
+
+
+def test_each_resolution_choice_gives_the_pay_rows_a_payroll_officer_expects(synced):
+    """Merge, create a project, map, create an employee, ignore, use Assignar's rate: the links,
+    new rows and rates are as chosen, and every held timesheet loads with its hours intact."""
+    engine, connection_id = synced.engine, _connection(synced).id
+    metro_nth = project_id(engine, "Metro Nth Tunnel")
+    pria = employee_id(engine, "Pria", "Nguyen")
+    ids = {
+        "metro": conflict(engine, "duplicate_project", METRO_NORTH).id,
+        "westfield": conflict(engine, "duplicate_project", WESTFIELD_DUPLICATE).id,
+        "priya": conflict(engine, "worker_mismatch", PRIYA_NGUYEN).id,
+        "william": conflict(engine, "worker_mismatch", WILLIAM_SMITH).id,
+        "fatima": conflict(engine, "worker_mismatch", FATIMA).id,
+        "jun": conflict(engine, "rate_difference", JUN).id,
+    }
+    held = {k: held_by(engine, v) for k, v in ids.items()}
+    commands = [
+        ("metro", "merge", "--target", str(metro_nth)),
+        ("westfield", "create_new"),
+        ("priya", "map", "--target", str(pria)),
+        ("william", "create_employee"),
+        ("fatima", "ignore"),
+        ("jun", "use_assignar_rate", "--note", "Assignar has the EBA rate"),
+    ]
+    for key, choice, *options in commands:
+        result = cli(synced, "conflicts", "resolve", ids[key][:8], choice, "--by", OWNER, *options)
+        assert result.exit_code == 0, result.output
+        assert f"Resolved {ids[key][:8]}" in result.output
+
+    def link(entity, external_id):
+        return one(
+            engine,
+            t.integration_link,
+            t.integration_link.c.connection_id == connection_id,
+            t.integration_link.c.entity == entity,
+            t.integration_link.c.external_id == external_id,
+        )
+
+    assert (link("project", METRO_NORTH).pay_id, link("project", METRO_NORTH).match_rule) == (
+        metro_nth,
+        "resolution_merge",
+    )
+    created = one(engine, t.project, t.project.c.id == link("project", WESTFIELD_DUPLICATE).pay_id)
+    assert (created.name, created.code, created.origin) == (
+        "Westfield Parramatta - Stage 2",
+        "PRJ-00001",
+        "resolution",
+    )
+    assert link("worker", PRIYA_NGUYEN).pay_id == pria
+    smith = one(engine, t.employee, t.employee.c.id == link("worker", WILLIAM_SMITH).pay_id)
+    assert (smith.employee_number, smith.first_name, smith.origin) == (
+        "E10165",
+        "William",
+        "resolution",
+    )
+    assert (link("worker", FATIMA).pay_id, link("worker", FATIMA).match_rule) == (None, "ignored")
+
+    staged = staged_timesheets(engine, connection_id, LAST_4_WEEKS)
+    pay = {r.source_external_id: r for r in rows(engine, t.timesheet)}
+    still_held = {h.assignar_id for h in rows(engine, t.sync_hold)}
+    for key in ("priya", "westfield", "jun"):
+        loaded = [i for i in held[key] if i not in still_held]
+        assert loaded, f"nothing {key} held was loaded"
+        for assignar_id in loaded:
+            assert pay[assignar_id].payable_minutes == staged[assignar_id].total_minutes
+            lines = rows(
+                engine, t.timesheet_line, t.timesheet_line.c.timesheet_id == pay[assignar_id].id
+            )
+            assert sum(line.minutes for line in lines) == staged[assignar_id].total_minutes
+        for assignar_id in set(held[key]) & still_held:  # also waiting on an unresolved worker
+            waits = rows(
+                engine, t.sync_hold_conflict, t.sync_hold_conflict.c.assignar_id == assignar_id
+            )
+            assert waits and ids[key] not in {w.conflict_id for w in waits}
+    assert all(pay[i].employee_id == pria for i in held["priya"])
+    assert not set(held["fatima"]) & set(pay), "an ignored worker's timesheets are not in Pay"
+    assert not rows(engine, t.sync_hold, t.sync_hold.c.assignar_id.in_(held["fatima"]))
+
+    resolution = one(engine, t.sync_resolution, t.sync_resolution.c.conflict_id == ids["jun"])
+    owner = one(engine, t.pay_user, t.pay_user.c.email == OWNER)
+    assert (resolution.decided_by_user_id, resolution.note) == (
+        owner.id,
+        "Assignar has the EBA rate",
+    )
+    start = min(held["jun"].values())
+    jun_rates = rows(
+        engine, t.pay_rate, t.pay_rate.c.employee_id == employee_id(engine, "Jun", "MacDonald")
+    )
+    rise = next(r for r in jun_rates if r.rate == Decimal("46.1"))
+    new = next(r for r in jun_rates if r.source != "seed")
+    assert rise.effective_to == start, "the rate it replaces ends the day the new one starts"
+    assert (new.rate, new.effective_from, new.effective_to) == (Decimal("44.8"), start, None)
+    assert (new.source, new.source_ref) == ("assignar_resolution", str(resolution.id))
+    for assignar_id in held["jun"]:
+        for line in rows(
+            engine, t.timesheet_line, t.timesheet_line.c.timesheet_id == pay[assignar_id].id
+        ):
+            assert (line.rate, line.pay_rate_id) == (Decimal("44.8000"), new.id)
+            assert line.amount == (line.minutes * Decimal("44.80") / 60).quantize(Decimal("0.01"))
+    # William Smith is new in Pay, so the team default (38.50) meets Assignar's Carpenter rate.
+    william = conflict(engine, "rate_difference", WILLIAM_SMITH)
+    assert william.status == "open" and held_by(engine, william.id)
+
+    settled = synced.checksums()
+    for key, choice, *options in commands:
+        again = cli(synced, "conflicts", "resolve", ids[key], choice, "--by", OWNER, *options)
+        assert again.exit_code == 0 and "Already resolved" in again.output, again.output
+    assert synced.checksums() == settled
+    assert synced.materialize().success
+    assert synced.checksums() == settled
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected_rate", "rate_source", "rates_added"),
+    [
+        (Choice("", "keep_pay_rate"), "46.1000", "employee", 0),
+        (
+            Choice("", "set_rate", rate=Decimal("45.5"), scope="occurrence"),
+            "45.5000",
+            "resolution",
+            0,
+        ),
+        (Choice("", "use_assignar_rate", scope="occurrence"), "44.8000", "resolution", 0),
+        (
+            Choice("", "set_rate", rate=Decimal("45.5"), effective_from=date(2025, 11, 1)),
+            None,
+            None,
+            1,
+        ),
+    ],
+    ids=[
+        "keep_pay_rate",
+        "set_rate_occurrence",
+        "use_assignar_rate_occurrence",
+        "set_rate_from_date",
+    ],
+)
+def test_rate_choices_price_the_held_timesheets_as_chosen(
+    synced, choice, expected_rate, rate_source, rates_added
+):
+    """Keep Pay's rate, set one for this disagreement only, or set one from a date: Jun's held
+    timesheets load at the chosen rate and Pay's rates change only for the dated choice."""
+    engine = synced.engine
+    jun = conflict(engine, "rate_difference", JUN)
+    held = held_by(engine, jun.id)
+    rates_before = rows(engine, t.pay_rate)
+    choice = Choice(jun.id, choice.choice, rate=choice.rate, scope=choice.scope,
+                    effective_from=choice.effective_from)  # fmt: skip
+    result = resolve_conflicts(engine, [choice], OWNER)
+    assert result.unblocked["demo"] == sorted(set(held.values()))
+    pay = {r.source_external_id: r for r in rows(engine, t.timesheet)}
+    for assignar_id, day in held.items():
+        for line in rows(
+            engine, t.timesheet_line, t.timesheet_line.c.timesheet_id == pay[assignar_id].id
+        ):
+            if expected_rate is None:  # set_rate from 1 November: Pay's 46.10 before, 45.50 from
+                wanted = "45.5000" if day >= date(2025, 11, 1) else "46.1000"
+                assert (str(line.rate), line.rate_source) == (wanted, "employee")
+            else:
+                assert (str(line.rate), line.rate_source) == (expected_rate, rate_source)
+                resolved = one(engine, t.sync_conflict, t.sync_conflict.c.id == jun.id)
+                mine = resolved.resolution_id if rate_source == "resolution" else None
+                assert line.resolution_id == mine
+    assert len(rows(engine, t.pay_rate)) == len(rates_before) + rates_added
+    assert kinds(engine, "open")["rate_difference"] == 0, "a chosen rate is not a new disagreement"
+    settled = synced.checksums()
+    demo = active_connections(engine, ["demo"])
+    load_for(engine, demo, "timesheets", run_id="again", window=LAST_4_WEEKS)
+    assert synced.checksums() == settled
+
+
+# -- the Resolve Conflicts job ------------------------------------------------------------------
+
+
+def _resolve_job(pipeline: Pipeline, resolutions: list[dict], decided_by: str = OWNER):
+    return defs.get_job_def("resolve_conflicts").execute_in_process(
+        instance=pipeline.instance,
+        resources={"pay": PayDatabaseResource(url=pipeline.url)},
+        run_config={
+            "ops": {
+                "resolve_conflicts_op": {
+                    "config": {"decided_by": decided_by, "resolutions": resolutions}
+                }
+            }
+        },
+        raise_on_error=False,
+    )
+
+
+def test_resolve_conflicts_job_launches_runs_for_exactly_the_dates_it_unblocks(synced):
+    """The Launchpad job takes the CLI's choices, loads the held timesheets at once, and
+    registers a backfill of the Pay assets over exactly their dates for that connection; those
+    runs then change nothing and parity holds."""
+    engine = synced.engine
+    amelia = conflict(engine, "worker_mismatch", AMELIA)
+    priya = conflict(engine, "worker_mismatch", PRIYA_NGUYEN)
+    dates = set(held_by(engine, amelia.id).values()) | set(held_by(engine, priya.id).values())
+    rodrigues, pria = (
+        employee_id(engine, "Amelia", "Rodrigues"),
+        employee_id(engine, "Pria", "Nguyen"),
+    )
+    result = _resolve_job(
+        synced,
+        [
+            {"conflict": amelia.id[:8], "choice": "map", "target": rodrigues},
+            {"conflict": priya.id, "choice": "map", "target": pria, "note": "same dob"},
+        ],
+    )
+    assert result.success
+    assert not held_by(engine, amelia.id) and not held_by(engine, priya.id)
+    (backfill,) = synced.instance.get_backfills()
+    target = backfill.asset_backfill_data.target_subset
+    partitions = {p.partition_key for p in target.iterate_asset_partitions()}
+    assert partitions == {d.isoformat() for d in dates}
+    assert {k.path[-1] for k in target.asset_keys} == {"pay_timesheets", "pay_orders"}
+    assert backfill.run_config == {"resources": {"scope": {"config": {"connections": ["demo"]}}}}
+
+    settled = synced.checksums()
+    ran = synced.materialize(
+        ["pay_timesheets", "pay_orders"], (min(dates), max(dates) + timedelta(days=1))
+    )
+    assert ran.success and synced.checksums() == settled
+    assert _check(ran, "pay_timesheets", "minutes_parity").passed
+
+    refused = _resolve_job(synced, [{"conflict": amelia.id, "choice": "merge", "target": 1}])
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "does not resolve a Worker Mismatch" in str(failure.event_specific_data)
+
+
+# -- adjustments --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("decision", ["accept_adjustment", "reject_adjustment"])
+def test_a_timesheet_pay_has_paid_is_never_changed_by_an_upstream_edit(synced, decision):
+    """An upstream edit of a paid timesheet is held as an adjustment conflict; accepting records
+    the difference as an adjustment (parity then counts it), rejecting keeps Pay's minutes; the
+    paid timesheet itself never changes."""
+    engine = synced.engine
+    paid = next(r for r in rows(engine, t.timesheet) if r.status == "imported")
+    with engine.begin() as conn:
+        conn.execute(t.timesheet.update().where(t.timesheet.c.id == paid.id).values(status="paid"))
+    paid = one(engine, t.timesheet, t.timesheet.c.id == paid.id)
+    new_minutes = paid.payable_minutes - 60  # the end time corrected an hour earlier
+    synced.simulator.simulator.update(
+        "timesheets-expanded",
+        paid.source_external_id,
+        {"total_time": f"{new_minutes // 60:02d}:{new_minutes % 60:02d}"},
+    )
+    window = _day(paid.work_date)
+    assert synced.materialize(["assignar_timesheets", "pay_timesheets"], window).success
+    adjustment = conflict(engine, "locked_changed", paid.source_external_id)
+    assert adjustment.details["new_minutes"] == new_minutes
+    assert paid.source_external_id in held_by(engine, adjustment.id)
+
+    with pytest.raises(ResolutionError, match=r"payroll\.manage"):
+        resolve_conflicts(engine, [Choice(adjustment.id, decision)], "sione.macdonald@example.com")
+    resolve_conflicts(engine, [Choice(adjustment.id, decision)], OWNER)
+    recorded = one(
+        engine, t.timesheet_adjustment, t.timesheet_adjustment.c.conflict_id == adjustment.id
+    )
+    assert (recorded.timesheet_id, recorded.delta_minutes, recorded.reason) == (
+        paid.id,
+        -60,
+        "edited_after_lock",
+    )
+    assert recorded.status == ("approved" if decision == "accept_adjustment" else "rejected")
+    assert one(engine, t.timesheet, t.timesheet.c.id == paid.id) == paid
+    settled = synced.checksums()
+    ran = synced.materialize(["pay_timesheets"], window)
+    assert ran.success and synced.checksums() == settled
+    assert _check(ran, "pay_timesheets", "minutes_parity").passed
+    assert one(engine, t.timesheet, t.timesheet.c.id == paid.id) == paid
+
+
+# -- refusals and status ------------------------------------------------------------------------
+
+
+def test_refusals_say_what_to_fix_and_change_nothing(synced):
+    """Unknown or ambiguous ids, a choice of another kind, another team's project, a taken code,
+    a user without the permission, and changing a decided conflict are refused with the fix."""
+    engine = synced.engine
+    metro = conflict(engine, "duplicate_project", METRO_NORTH)
+    westfield = conflict(engine, "duplicate_project", WESTFIELD_DUPLICATE)
+    jun = conflict(engine, "rate_difference", JUN)
+    with engine.begin() as conn:
+        other_team = conn.execute(
+            t.team.insert()
+            .values(name="Other Builders", account_type="team", country="AU", currency="AUD",
+                    timezone="Australia/Sydney")
+            .returning(t.team.c.id)
+        ).scalar_one()  # fmt: skip
+        foreign = conn.execute(
+            t.project.insert()
+            .values(team_id=other_team, name="Metro North Tunnel", status="active", origin="manual")
+            .returning(t.project.c.id)
+        ).scalar_one()
+    before = synced.checksums()
+    cases = [
+        (Choice("zzzzzzzz", "merge"), OWNER, "No conflict has the id 'zzzzzzzz'"),
+        (Choice("12", "merge"), OWNER, "too short"),
+        (Choice(metro.id, "map", target=1), OWNER, "choose one of merge, create_new"),
+        (Choice(metro.id, "merge", target=foreign), OWNER, "belongs to another Pay team"),
+        (Choice(metro.id, "merge"), OWNER, "Say which Pay project"),
+        (Choice(westfield.id, "create_new", code="prj-0001"), OWNER, "already has the code"),
+        (Choice(jun.id, "keep_pay_rate"), ADMIN, "lacks the rates.edit permission"),
+        (Choice(jun.id, "set_rate", rate=Decimal("-1")), OWNER, "positive rate"),
+        (Choice(jun.id, "keep_pay_rate"), "nobody@example.com", "not an active member"),
+    ]
+    for choice, who, message in cases:
+        with pytest.raises(ResolutionError, match=message):
+            resolve_conflicts(engine, [choice], who)
+    assert synced.checksums() == before
+    resolve_conflicts(engine, [Choice(jun.id, "keep_pay_rate")], OWNER)
+    with pytest.raises(ResolutionError, match="already resolved as 'keep_pay_rate'"):
+        resolve_conflicts(engine, [Choice(jun.id, "use_assignar_rate")], OWNER)
+    refused = cli(synced, "conflicts", "resolve", metro.id[:8], "map", "--by", OWNER)
+    assert refused.exit_code == 1 and "does not resolve a Duplicate Project" in refused.output
+
+
+def test_status_says_connected_sync_warning_or_error(synced, monkeypatch):
+    """`status` and connection_status: the demo has open conflicts (Sync Warning, with the
+    command); a connection that never synced is Connected; one whose sync failed is Error."""
+    engine = synced.engine
+    shown = cli(synced, "status")
+    assert shown.exit_code == 0
+    assert (
+        "demo: Sync Warning: 2 Duplicate Project, 1 Rate Difference, 11 Worker Mismatch"
+        in shown.output
+    )
+    assert "assignar-pipeline conflicts list --connection demo" in shown.output
+    listed = cli(synced, "conflicts", "list", "--connection", "demo", "--kind", "rate_difference")
+    assert listed.exit_code == 0 and "Jun MacDonald (E10012) ORD: Assignar 44.80" in listed.output
+    jun = conflict(engine, "rate_difference", JUN)
+    detail = cli(synced, "conflicts", "show", jun.id[:8])
+    assert "choices: use_assignar_rate, keep_pay_rate, set_rate" in detail.output
+    assert "holds: " in detail.output and " timesheets (2025-" in detail.output
+
+    monkeypatch.setenv("SECOND_SECRET", "demo-secret-change-me")
+    second = synced.connect("second", "SECOND_SECRET")
+    with engine.connect() as conn:
+        assert connection_status(conn, second).state == "Connected"
+    monkeypatch.setenv("SECOND_SECRET", "rotated-away")
+    assert not synced.materialize(["assignar_projects"], connections=["second"]).success
+    with engine.connect() as conn:
+        failed = connection_status(conn, second)
+    assert failed.state == "Error" and "rejected the client id" in failed.last_error
+    assert "second: Error: " in cli(synced, "status").output
