@@ -41,7 +41,6 @@ mutation LaunchBulkImport($backfillParams: LaunchBackfillParams!) {
 }
 """
 
-SNAPSHOT_ASSETS = ("assignar_projects", "assignar_workers", "pay_projects", "pay_employees")
 DATED_ASSETS = {
     "timesheets": ("assignar_timesheets", "pay_timesheets"),
     "orders": ("assignar_orders", "pay_orders"),
@@ -162,10 +161,9 @@ def backfill_params(spec: BulkImport) -> dict[str, Any]:
     if spec.connections:
         tags[CONNECTIONS_TAG] = ",".join(spec.connections)[:255]
     return {
-        "partitionsByAssets": [
-            *({"assetKey": {"path": [key]}} for key in SNAPSHOT_ASSETS),
-            *({"assetKey": {"path": [key]}, "partitions": span} for key in dated),
-        ],
+        # Dated assets only: projects and workers are staged by the initial import and kept
+        # current by the sync, and leaving them out lets Pay's load follow each extract directly.
+        "partitionsByAssets": [{"assetKey": {"path": [key]}, "partitions": span} for key in dated],
         "runConfigData": {"resources": {"scope": {"config": scope}}},
         "tags": [{"key": k, "value": v} for k, v in tags.items()],
         "title": spec.title or f"Bulk import: {spec.describe()}"[:200],
