@@ -480,3 +480,26 @@ def test_a_project_links_only_on_its_code_or_same_name_and_client(staged, pay):
         assert match.rule == "normalized_name"
         assert norm_name(p.name) == norm_name(name) and p.client_id == client
         assert not (norm_code(code) and norm_code(p.code))
+
+
+@pytest.mark.parametrize(
+    ("assignar", "pay", "candidate"),
+    [
+        ("Metro North Tunnel", "Metro Nth Tunnel", True),
+        ("Sydney Metro Northwest", "Sydney Metro North West", True),
+        ("Karratha Data Centre", "Parramatta Data Centre", False),
+        ("Aurora Hospital Expansion Stage 2", "Aurora Hospital Expansion Stage 3", False),
+        ("Liverpool Road Widening Stage 2", "Liverpool Road Widening", False),
+    ],
+)
+def test_similar_project_names_are_candidates_only_when_numbers_and_words_agree(
+    assignar, pay, candidate
+):
+    """Another stage or another place is not a possible duplicate, however alike the letters;
+    an abbreviation or a split word is."""
+    match = match_project(
+        ProjectFacts(1, assignar, "A-1", None, None),
+        [PayProject(7, pay, None, None, None, "active")],
+    )
+    assert not match.linked
+    assert bool(match.candidates) == candidate

@@ -20,13 +20,14 @@ from assignar_pipeline.reconcile.normalize import (
     norm_name,
     norm_person,
     person_similarity,
+    same_words,
     similarity,
 )
 
 #: Defaults (per connection in `reconcile_setting`): a similar project name is a candidate from
-#: 0.85 ("Metro North Tunnel" ~ "Metro Nth Tunnel" scores 0.94; "… - Night Works" 0.70); a
-#: person from 0.65 ("William Smith" ~ "Bill Smith" 0.82, "Tom Smith" 0.68; "Leo Ryan" ~ "Leo
-#: Nguyen" 0.64 is not).
+#: 0.85 ("Metro North Tunnel" ~ "Metro Nth Tunnel" scores 0.94; "… - Night Works" 0.70) when its
+#: numbers and words agree (`same_words`); a person from 0.65 ("William Smith" ~ "Bill Smith"
+#: 0.82, "Tom Smith" 0.68; "Leo Ryan" ~ "Leo Nguyen" 0.64 is not).
 PROJECT_NAME_THRESHOLD = 0.85
 WORKER_NAME_THRESHOLD = 0.65
 MAX_CANDIDATES = 5
@@ -99,8 +100,9 @@ def match_project(
             rule = "same_name_and_client" if p in same_client else "same_name"
             scored.append((1.0, rule, p))
             continue
-        score = similarity(name, norm_name(p.name))
-        if score >= threshold:
+        other = norm_name(p.name)
+        score = similarity(name, other)
+        if score >= threshold and same_words(name, other):
             scored.append((score, "similar_name", p))
     scored.sort(key=lambda s: (-s[0], s[2].id))
     candidates = tuple(_project_candidate(p, s, r) for s, r, p in scored[:MAX_CANDIDATES])

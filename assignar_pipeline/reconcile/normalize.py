@@ -77,6 +77,28 @@ def similarity(a: str, b: str) -> float:
     return best
 
 
+def same_words(a: str, b: str, floor: float = 0.75) -> bool:
+    """Could two normalised names be the same thing written two ways? Their numbers agree
+    ("Stage 2" is not "Stage 3", nor the project without a stage) and every word of each has a
+    counterpart in the other: a word close to it ("Nth" ~ "North") or inside the other's letters
+    ("Northwest" ~ "North West"). Different places with the same kind of work ("Karratha Data
+    Centre", "Parramatta Data Centre") score high on characters but fail here."""
+    words_a, words_b = a.split(), b.split()
+    if {w for w in words_a if w.isdigit()} != {w for w in words_b if w.isdigit()}:
+        return False
+
+    def covered(words: list[str], others: list[str]) -> bool:
+        joined = "".join(others)
+        return all(
+            w in joined
+            or any(SequenceMatcher(None, w, o, autojunk=False).ratio() >= floor for o in others)
+            for w in words
+            if not w.isdigit()
+        )
+
+    return covered(words_a, words_b) and covered(words_b, words_a)
+
+
 def person_similarity(first_a: str, last_a: str, first_b: str, last_b: str) -> float:
     """0..1 for two people: the family name weighs more than the given name ("William Smith"
     is nearer "Bill Smith" than "William Jones"); given and family names swapped also count."""
