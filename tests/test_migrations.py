@@ -56,8 +56,7 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
 
 
 def test_reconciliation_migration_downgrades_and_upgrades_again(empty_engine):
-    """0002 alone can be applied, taken back to 0001 (its tables and columns gone) and applied
-    again."""
+    """Migration 0002 alone applies, downgrades to 0001 (its tables gone) and applies again."""
 
     def schema() -> tuple[set[str], set[str]]:
         with empty_engine.connect() as conn:

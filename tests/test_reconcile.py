@@ -106,8 +106,7 @@ def _day(day: date) -> tuple[date, date]:
 
 
 def test_each_conflict_kind_is_raised_once_and_only_once_across_syncs(synced):
-    """The demo's deliberate overlaps raise their conflicts; syncing again finds the same rows
-    and changes nothing; a locked timesheet edited upstream raises one adjustment conflict."""
+    """Each demo conflict is raised once; later syncs find the same rows and change nothing."""
     engine = synced.engine
     assert kinds(engine) == DEMO_CONFLICTS
     jun = conflict(engine, "rate_difference", JUN)
@@ -168,8 +167,7 @@ def test_each_conflict_kind_is_raised_once_and_only_once_across_syncs(synced):
 
 
 def test_each_resolution_choice_gives_the_pay_rows_a_payroll_officer_expects(synced):
-    """Merge, create a project, map, create an employee, ignore, use Assignar's rate: the links,
-    new rows and rates are as chosen, and every held timesheet loads with its hours intact."""
+    """Each choice gives the links, rows and rates chosen; held timesheets keep their hours."""
     engine, connection_id = synced.engine, _connection(synced).id
     metro_nth = project_id(engine, "Metro Nth Tunnel")
     pria = employee_id(engine, "Pria", "Nguyen")
@@ -306,8 +304,7 @@ def test_each_resolution_choice_gives_the_pay_rows_a_payroll_officer_expects(syn
 def test_rate_choices_price_the_held_timesheets_as_chosen(
     synced, choice, expected_rate, rate_source, rates_added
 ):
-    """Keep Pay's rate, set one for this disagreement only, or set one from a date: Jun's held
-    timesheets load at the chosen rate and Pay's rates change only for the dated choice."""
+    """Held timesheets load at the chosen rate; Pay's rates change only from a chosen date."""
     engine = synced.engine
     jun = conflict(engine, "rate_difference", JUN)
     held = held_by(engine, jun.id)
@@ -356,9 +353,7 @@ def _resolve_job(pipeline: Pipeline, resolutions: list[dict], decided_by: str = 
 
 
 def test_resolve_conflicts_job_launches_runs_for_exactly_the_dates_it_unblocks(synced):
-    """The Launchpad job takes the CLI's choices, loads the held timesheets at once, and
-    registers a backfill of the Pay assets over exactly their dates for that connection; those
-    runs then change nothing and parity holds."""
+    """The job loads what it unblocks and backfills exactly those dates, which change nothing."""
     engine = synced.engine
     amelia = conflict(engine, "worker_mismatch", AMELIA)
     priya = conflict(engine, "worker_mismatch", PRIYA_NGUYEN)
@@ -401,9 +396,7 @@ def test_resolve_conflicts_job_launches_runs_for_exactly_the_dates_it_unblocks(s
 
 @pytest.mark.parametrize("decision", ["accept_adjustment", "reject_adjustment"])
 def test_a_timesheet_pay_has_paid_is_never_changed_by_an_upstream_edit(synced, decision):
-    """An upstream edit of a paid timesheet is held as an adjustment conflict; accepting records
-    the difference as an adjustment (parity then counts it), rejecting keeps Pay's minutes; the
-    paid timesheet itself never changes."""
+    """An upstream edit of a paid timesheet becomes an adjustment; the timesheet never changes."""
     engine = synced.engine
     paid = next(r for r in rows(engine, t.timesheet) if r.status == "imported")
     with engine.begin() as conn:
@@ -445,8 +438,7 @@ def test_a_timesheet_pay_has_paid_is_never_changed_by_an_upstream_edit(synced, d
 
 
 def test_refusals_say_what_to_fix_and_change_nothing(synced):
-    """Unknown or ambiguous ids, a choice of another kind, another team's project, a taken code,
-    a user without the permission, and changing a decided conflict are refused with the fix."""
+    """Wrong ids, choices, targets, codes, users or second decisions are refused with the fix."""
     engine = synced.engine
     metro = conflict(engine, "duplicate_project", METRO_NORTH)
     westfield = conflict(engine, "duplicate_project", WESTFIELD_DUPLICATE)
@@ -487,8 +479,7 @@ def test_refusals_say_what_to_fix_and_change_nothing(synced):
 
 
 def test_status_says_connected_sync_warning_or_error(synced, monkeypatch):
-    """`status` and connection_status: the demo has open conflicts (Sync Warning, with the
-    command); a connection that never synced is Connected; one whose sync failed is Error."""
+    """`status`: Sync Warning with the command, Connected before a sync, Error after a failure."""
     engine = synced.engine
     shown = cli(synced, "status")
     assert shown.exit_code == 0

@@ -347,8 +347,7 @@ def _check_conservation(engine, connection_id: int, counts) -> None:
 )
 @given(world=worlds, actions=steps)
 def test_reconciliation_properties_hold_on_any_data(engine, world, actions):
-    """No double pay, every minute accounted for, no rate change without a resolution, and a
-    refused resolution or a repeated sync changes nothing, whatever the data and the order."""
+    """No double pay, all minutes accounted, no unresolved rate change, reruns change nothing."""
     connection_id = _build(engine, world)
     (connection,) = active_connections(engine, ["prop"])
     for action in [("load",), *actions, ("load",)]:
@@ -428,8 +427,7 @@ def test_reconciliation_properties_hold_on_any_data(engine, world, actions):
     shared=st.booleans(),
 )
 def test_a_worker_links_only_on_an_exact_key(staged, employees, shared):
-    """A worker links by employee number, a unique email, or the same name with the same date of
-    birth, each uncontradicted; similar names never link."""
+    """A worker links only on an uncontradicted number, unique email, or name with birthday."""
     worker = WorkerFacts(1, *staged)
     pay = [PayEmployee(i, *e, "active") for i, e in enumerate(employees, start=1)]
     email = norm_email(worker.email)
@@ -464,8 +462,7 @@ def test_a_worker_links_only_on_an_exact_key(staged, employees, shared):
     ),
 )
 def test_a_project_links_only_on_its_code_or_same_name_and_client(staged, pay):
-    """A project links by exact code, or by normalised name with the same client when no codes
-    contradict; similar names are candidates only."""
+    """A project links only on its code, or its name and client with no contradicting code."""
     code, name, client = staged
     facts = ProjectFacts(1, name, code, None, client)
     projects = [PayProject(i, n, c, cl, None, "active") for i, (c, n, cl) in enumerate(pay, 1)]
@@ -495,8 +492,7 @@ def test_a_project_links_only_on_its_code_or_same_name_and_client(staged, pay):
 def test_similar_project_names_are_candidates_only_when_numbers_and_words_agree(
     assignar, pay, candidate
 ):
-    """Another stage or another place is not a possible duplicate, however alike the letters;
-    an abbreviation or a split word is."""
+    """Another stage or place is no duplicate candidate; an abbreviation or split word is."""
     match = match_project(
         ProjectFacts(1, assignar, "A-1", None, None),
         [PayProject(7, pay, None, None, None, "active")],

@@ -14,8 +14,7 @@ def _ord(group: dict) -> Decimal:
 
 
 def test_each_task_lists_its_pay_rate_group_with_the_level_rates(demo_api):
-    """Every task has one group named after its pay level; ORD is the level's rate, overtime
-    codes are 1.5 and 2 times it, all JSON numbers."""
+    """Each task lists one group: ORD at its pay level's rate, OT15 and OT20 at 1.5x and 2x."""
     tasks = demo_api.rows("/tasks")
     assert tasks
     for task in tasks:
@@ -31,8 +30,7 @@ def test_each_task_lists_its_pay_rate_group_with_the_level_rates(demo_api):
 
 
 def test_the_simulator_rates_are_the_ones_the_demo_pay_team_assumed(demo_api):
-    """Pay's seed assumed these ORD rates per pay level: only the seed's deliberate difference
-    (Jun MacDonald's rise in Pay) may disagree with Assignar."""
+    """The served rates are those the demo Pay team's seed assumed (only Jun's rise differs)."""
     assumed = {level: str(rate) for level, rate in ASSIGNAR_ORD_RATE_BY_PAY_LEVEL.items()}
     assert assumed == cat.PAY_RATE_BY_LEVEL
     levels = {t["id"]: t["pay_level"] for t in demo_api.rows("/tasks")}
@@ -42,8 +40,7 @@ def test_the_simulator_rates_are_the_ones_the_demo_pay_team_assumed(demo_api):
 
 
 def test_list_contract_applies_and_unknown_task_is_a_404(demo_api):
-    """Paging, fields and filters work as on every list; a task that does not exist is the
-    spec's 404 for a task, and a non-numeric id is no route."""
+    """The sub-list pages, selects and filters like any list; an unknown task is the spec's 404."""
     rows = demo_api.rows("/tasks/2/pay-rate-groups", fields="id,name", sort="id", id__gt=0)
     assert rows == [{"id": cat.PAY_RATE_GROUP_BASE + 1, "name": "L3 Carpenter"}]
     assert demo_api.rows("/tasks/2/pay-rate-groups", name="L1 General Labourer") == []
@@ -56,8 +53,7 @@ def test_list_contract_applies_and_unknown_task_is_a_404(demo_api):
 
 
 def test_a_changed_group_rate_is_served_and_stamped(api, server):
-    """The control plane can change a group's rate (as an Assignar admin would); the list then
-    serves it with a new modified_time."""
+    """A group rate changed through the control plane is served, with a new modified_time."""
     group_id = cat.PAY_RATE_GROUP_BASE + 1
     before = api.rows("/tasks/2/pay-rate-groups")[0]
     items = [
