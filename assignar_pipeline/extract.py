@@ -80,7 +80,7 @@ class ExtractResult:
     error: str | None = None
     error_kind: str | None = None
     quarantine_reasons: list[str] = field(default_factory=list)
-    newest: datetime | None = None  # the newest upstream modified_time read
+    newest: datetime | None = None  # the newest upstream modified_time read so far
 
     def as_metadata(self) -> dict[str, Any]:
         return {
@@ -120,21 +120,25 @@ def extract(
     requests_before = client.stats.requests
     result = ExtractResult(connection.key, entity, window)
     run_started_at = now()
+    start_cursor = None
     try:
-        if window is None:
-            _refresh(engine, client, connection, entity, None, scope, run_id, now, result)
-        else:
-            for sub_window in split_window(window, DAYS_PER_FETCH):
-                _refresh(engine, client, connection, entity, sub_window, scope, run_id, now, result)
+        # Newest dates first: the versions read first are then the newest, and they start change
+        # detection (below) close to Assignar's now.
+        pieces = [None] if window is None else list(split_window(window, DAYS_PER_FETCH))[::-1]
+        for piece in pieces:
+            _refresh(engine, client, connection, entity, piece, scope, run_id, now, result)
+            start_cursor = start_cursor or result.newest
     except (AssignarError, ScopeError) as exc:
         result.error = str(exc)
         result.error_kind = getattr(exc, "kind", "scope")
-    if result.error is None and result.newest is not None:
-        # A connection's first complete refresh starts its change detection: every later change
-        # is stamped at or after the newest version this refresh read.
+    if result.error is None and start_cursor is not None:
+        # A connection's first complete refresh starts its change detection. A change the
+        # refresh did not see happened after its first piece was read, so it is stamped at or
+        # after the newest version of that piece (a piece reads in seconds, well within the
+        # overlap each delta re-reads); later pieces' versions could be newer than such a change.
         with engine.begin() as conn:
             lock_connection(conn, connection.id)
-            adopt_cursor(conn, connection.id, entity, result.newest, run_id)
+            adopt_cursor(conn, connection.id, entity, start_cursor, run_id)
     result.api_requests = client.stats.requests - requests_before
     result.seconds = time.monotonic() - started
     with engine.begin() as conn:
