@@ -23,8 +23,10 @@ CONNECTED = "Connected"
 SYNC_WARNING = "Sync Warning"
 ERROR = "Error"
 DISCONNECTED = "Disconnected"
-#: sync_log entities written by a fetch from Assignar (a resolution's re-load is not a sync).
-SYNC_ENTITIES = ("projects", "workers", "timesheets", "orders", "pay_rates")
+#: sync_log entities written by a fetch from Assignar (a resolution's re-load is not a sync);
+#: `run`: a sync or import that failed before it could fetch (a missing secret variable, a run
+#: that died), as the sync job and the failure sensor record it.
+SYNC_ENTITIES = ("projects", "workers", "timesheets", "orders", "pay_rates", "run")
 
 
 @dataclass

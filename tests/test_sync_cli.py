@@ -89,13 +89,15 @@ def test_the_settings_job_applies_and_refuses_like_the_command(pipeline):
 
 
 def test_sync_log_and_status_explain_a_good_and_a_failed_connection(pipeline, monkeypatch):
-    """After a sync where one connection's secret was rotated: `sync-log` shows each connection's
-    rows with the run's kind and the error; `status` says Error with that message for it, and
-    for the other its last sync and next due sync; the run's metadata carries the same status."""
+    """After a sync where one connection's secret was rotated and another's variable is unset:
+    `sync-log` shows each connection's rows with the run's kind and the error; `status` says
+    Error with that message for each, and for the good one its last sync and next due sync; the
+    run's metadata carries the same status."""
     assert pipeline.materialize().success
     monkeypatch.setenv("BROKEN_SECRET", "rotated")
     add_connection(pipeline.engine, "broken", client_secret_ref="BROKEN_SECRET")
-    result = run_sync(pipeline, ["demo", "broken"])
+    add_connection(pipeline.engine, "unset", client_secret_ref="NEVER_SET_ANYWHERE")
+    result = run_sync(pipeline, ["demo", "broken", "unset"])
     assert not result.success
 
     code, out = _cli("sync-log", "--run", result.run_id[:8])
@@ -111,7 +113,9 @@ def test_sync_log_and_status_explain_a_good_and_a_failed_connection(pipeline, mo
     code, out = _cli("status")
     assert code == 0, out
     broken = out[out.index("broken:") : out.index("demo:")]
-    demo = out[out.index("demo:") :]
+    demo = out[out.index("demo:") : out.index("unset:")]
+    unset = out[out.index("unset:") :]
+    assert "Error" in unset and "NEVER_SET_ANYWHERE" in unset and "is not set" in unset
     assert "Error" in broken and "rejected the client id" in broken
     assert "last sync:" in demo and "(sync)" in demo
     assert "next due sync:" in demo and "UTC (hourly Australia/Sydney" in demo
