@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 from pydantic import Field
 
-from assets.partitions import HISTORY_START
+from assets.partitions import HISTORY_START, work_dates
 from assets.reporting import connections_in_scope, table_markdown
 from assignar_pipeline.changes import (
     DATED,
@@ -137,10 +137,11 @@ def _report(context: dg.OpExecutionContext, result: ConnectionSync) -> None:
             context.log.error(f"{result.connection_key} {change.entity}: {change.error}")
         else:
             context.log.info(f"{result.connection_key} {change.entity}: {change.as_metadata()}")
+    last = date.fromisoformat(work_dates.get_last_partition_key())
     for entity in DATED:
         for day, count in sorted(result.dates(entity).items()):
-            if day < FIRST_DATE:
-                continue  # older than the first partition: staged, but there is no page for it
+            if not FIRST_DATE <= day <= last:
+                continue  # staged and loaded, but no partition exists yet (orders booked ahead)
             for asset in ASSETS[entity]:
                 context.log_event(
                     dg.AssetMaterialization(
