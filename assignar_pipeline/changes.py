@@ -5,16 +5,18 @@ Per connection and dated entity (timesheets, orders), a sync
      `modified_time` upwards page by page, and stages each page as a delta wherever in history its
      records fall (newer wins, no window is re-fetched for them). The cursor moves in the same
      transaction as the page it covers, so it never passes uncommitted data;
-  2. refreshes a short lookback window (the connection's `lookback_days`) by listing only the ids
-     and versions in it: records missing from the list were hard-deleted and are voided, records
-     listed with a version newer than staged (an upstream commit that landed late) are fetched by
-     id. Deletes leave no trace in a delta, so this is what catches them;
+  2. when due (every `PIPELINE_LOOKBACK_EVERY_HOURS`, default 6, and always on a connection's
+     first sync), refreshes a short lookback window (the connection's `lookback_days`) by listing
+     only the ids and versions in it: records missing from the list were hard-deleted and are
+     voided, records listed with a version newer than staged (an upstream commit that landed
+     late) are fetched by id. Deletes leave no trace in a delta, so this is what catches them;
   3. fetches, by id, workers and projects that changed records reference but staging lacks, and
      once a day applies the worker and project deltas.
-With nothing changed that is one delta request and one lookback request per dated entity, and no
-write besides the sync-log row. The cursor is always a `modified_time` Assignar stamped, never
-our clock, so clock skew cannot skip a change; it is established, before a connection's first
-full refresh or sync, from the newest `modified_time` in the account at that moment.
+With nothing changed that is one delta request per dated entity (plus a lookback listing per
+entity when one is due), and no write besides the sync-log row. The cursor is always a
+`modified_time` Assignar stamped, never our clock, so clock skew cannot skip a change; it is
+established, before a connection's first full refresh or sync, from the newest `modified_time`
+in the account at that moment.
 
 The lookback window ends on the connection's local date of its cursor: Assignar's own "now" as
 far as its data shows (a record cannot exist before it is created, so no live record is newer).
@@ -22,6 +24,7 @@ far as its data shows (a record cannot exist before it is created, so no live re
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -154,7 +157,7 @@ def sync_entity(
             change.cursor_before = cursor.modified_since
             since = _apply_delta(ctx, entity, cursor, change, page_size)
         change.cursor_after = since
-        if since is not None and lookback_days > 0:
+        if since is not None and lookback_days > 0 and lookback_due(cursor, ctx.now()):
             change.window = lookback_window(entity, since, ctx.connection.timezone, lookback_days)
             _lookback(ctx, entity, change.window, change)
     except (AssignarError, ScopeError) as exc:
@@ -163,6 +166,17 @@ def sync_entity(
     change.api_requests = ctx.client.stats.requests - before
     change.seconds = time.monotonic() - started
     return change
+
+
+def lookback_due(cursor: CursorRow | None, now: datetime) -> bool:
+    """Whether this sync re-lists the lookback window.
+
+    Hard deletes are rare and the listing costs a request per entity, so it runs every
+    `PIPELINE_LOOKBACK_EVERY_HOURS` hours (0: every sync), not every hour: a quiet hourly sync
+    then costs one request per entity. A connection never looked back at is always due.
+    """
+    every = timedelta(hours=float(os.environ.get("PIPELINE_LOOKBACK_EVERY_HOURS", "6")))
+    return cursor is None or cursor.lookback_at is None or now - cursor.lookback_at >= every
 
 
 def lookback_window(entity: str, cursor: datetime, timezone: str, days: int) -> tuple[date, date]:

@@ -99,9 +99,9 @@ def test_edit_anywhere_and_delete_in_lookback_reach_pay_through_the_sync(importe
     assert_pay_matches_assignar(pipeline, demo, LAST_4_WEEKS)
 
 
-def test_sync_with_nothing_changed_costs_two_requests_per_entity_and_writes_nothing(imported):
-    """Once caught up, a sync asks one delta and one lookback question per entity (plus its one
-    token), changes no Pay, link or staging row and reports no materialization."""
+def test_sync_with_nothing_changed_costs_one_request_per_entity_and_writes_nothing(imported):
+    """Once caught up and with no lookback due, a sync asks one delta question per entity (plus
+    its one token), changes no Pay, link or staging row and reports no materialization."""
     pipeline = imported
     assert run_sync(pipeline, ["demo"]).success  # the first sync catches up on orders ahead
     before = pipeline.checksums()
@@ -112,14 +112,27 @@ def test_sync_with_nothing_changed_costs_two_requests_per_entity_and_writes_noth
     assert pipeline.checksums() == before
     assert not result.asset_materializations_for_node("sync_assignar_changes")
     requests = _requests(pipeline.engine, result.run_id)
+    assert requests == {"timesheets": 1 + 1, "orders": 1}, "one token, then 1 per entity"
+
+
+def test_a_due_lookback_adds_one_listing_per_entity(imported, monkeypatch):
+    """When the lookback is due again, the same quiet sync also lists each entity's window."""
+    pipeline = imported
+    assert run_sync(pipeline, ["demo"]).success
+    monkeypatch.setenv("PIPELINE_LOOKBACK_EVERY_HOURS", "0")
+    result = run_sync(pipeline, ["demo"])
+    assert result.success
+    requests = _requests(pipeline.engine, result.run_id)
     assert requests == {"timesheets": 1 + 2, "orders": 2}, "one token, then 2 per entity"
 
 
 @pytest.mark.parametrize("pay_engine", ["sqlite"], indirect=True)
-def test_pay_stays_equal_to_assignar_while_simulated_hours_pass(imported):
+def test_pay_stays_equal_to_assignar_while_simulated_hours_pass(imported, monkeypatch):
     """Hour after hour of submissions, approvals, edits, deletes and new records: after each
     sync, staging and Pay equal Assignar for the whole imported window."""
     pipeline, sim = imported, imported.simulator.simulator
+    # Simulated hours pass in milliseconds: look back at every sync, as hours would make due.
+    monkeypatch.setenv("PIPELINE_LOOKBACK_EVERY_HOURS", "0")
     # The simulator deletes duplicates up to 14 days old: the lookback must reach that far.
     change_settings(pipeline.engine, "demo", SettingsChange(lookback_days=15))
     demo = connection_id(pipeline.engine, "demo")
