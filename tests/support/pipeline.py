@@ -28,9 +28,6 @@ BOOKKEEPING = {"sync_log", "sync_state", "sync_conflict_seen"}  # when, not what
 #: Sync operations' bookkeeping: cursors, runs, settings, rate limit, queued imports, notifications.
 BOOKKEEPING |= {"sync_cursor", "sync_run", "sync_setting", "rate_limit_bucket", "bulk_import"}
 BOOKKEEPING |= {"notification"}
-#: Sync operations' bookkeeping: cursors, runs, settings, rate limit, queued imports, notifications.
-BOOKKEEPING |= {"sync_cursor", "sync_run", "sync_setting", "rate_limit_bucket", "bulk_import"}
-BOOKKEEPING |= {"notification"}
 
 
 @dataclass
