@@ -173,7 +173,7 @@ def cost_figure(engine, url: str, server: SimulatorServer, size: int) -> None:
         entities = len(kind.split("+"))
         print(f"  {kind:22s} {len(totals):3d} connections: {max(totals)} requests each at most "
               f"= 1 token + {max(totals) - 1} data ({(max(totals) - 1) / entities:.0f} per "
-              f"entity: 1 delta + 1 lookback)")  # fmt: skip
+              f"entity: the delta; the lookback is not due)")  # fmt: skip
     worst = max(max(v) - (1 if e == "timesheets" else 0) for e, v in per_entity.items())
     print(f"  data requests per connection and synced entity, at most: {worst}")
     print(f"  sync-log rows of that pass: {dict(Counter(e for _, e, *_ in rows))}")
