@@ -6,7 +6,6 @@ simulator. Every error a user can meet prints one message and exits 1, never a t
 
 from __future__ import annotations
 
-import os
 import sys
 from decimal import Decimal, InvalidOperation
 from typing import NoReturn
@@ -23,6 +22,7 @@ from assignar_pipeline.connections import (
     all_connections,
     connect,
     disconnect,
+    secret_from_env,
 )
 from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.pay import tables
@@ -37,7 +37,7 @@ from assignar_pipeline.reconcile.queries import (
 )
 from assignar_pipeline.reconcile.resolve import Choice, ResolutionError, resolve_conflicts
 from assignar_pipeline.reconcile.settings import set_thresholds, thresholds_for
-from assignar_pipeline.settings import Region, Secret, endpoints_for
+from assignar_pipeline.settings import Region, endpoints_for
 from assignar_pipeline.simulator.cli import simulator
 from assignar_pipeline.status import connection_status
 
@@ -71,12 +71,13 @@ main.add_command(simulator)
 )
 def test_connection(region: str, client_id: str, secret_env: str) -> None:
     """Check the credentials, API access and that data can be read; exit 0 only on success."""
-    secret = os.environ.get(secret_env)
-    if not secret:
-        _fail(f"Environment variable {secret_env} is not set: put the client secret in it.")
+    try:
+        secret = secret_from_env(secret_env)
+    except ConnectionsError as exc:
+        _fail(str(exc))
     endpoints = endpoints_for(region)
     try:
-        with AssignarClient(client_id, Secret(secret), region, endpoints=endpoints) as client:
+        with AssignarClient(client_id, secret, region, endpoints=endpoints) as client:
             resources = client.check_connection()
     except AssignarError as exc:
         _fail(f"Connection failed: {exc}")

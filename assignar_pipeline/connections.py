@@ -349,6 +349,11 @@ def secret_for(row: ConnectionRow, environ: Mapping[str, str] = os.environ) -> S
     return _secret_from_env(row.client_secret_ref, environ, MissingSecretError, row.key)
 
 
+def secret_from_env(name: str, environ: Mapping[str, str] = os.environ) -> Secret:
+    """A client secret given by the name of the variable holding it (test connection)."""
+    return _secret_from_env(name, environ, MissingSecretError)
+
+
 def _secret_from_env(
     name: str,
     environ: Mapping[str, str],

@@ -11,7 +11,7 @@ from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from assignar_pipeline.client import AssignarClient, RateLimiter
-from assignar_pipeline.connections import ConnectionRow, MissingSecretError, secret_for
+from assignar_pipeline.connections import ConnectionRow, secret_for, secret_from_env
 from assignar_pipeline.ratelimit import SharedTokenBucket, account_key
 from assignar_pipeline.settings import Secret, endpoints_for
 
@@ -50,12 +50,7 @@ class AssignarResource(dg.ConfigurableResource):
 
     def open(self, region: str, client_id: str, secret_env: str) -> AssignarClient:
         """A client for explicit credentials (the test-connection job)."""
-        secret = os.environ.get(secret_env)
-        if not secret:
-            raise MissingSecretError(
-                f"Environment variable {secret_env} is not set: put the client secret in it."
-            )
-        return self._client(region, client_id, Secret(secret))
+        return self._client(region, client_id, secret_from_env(secret_env))
 
     def _client(
         self, region: str, client_id: str, secret: Secret, limiter: RateLimiter | None = None
