@@ -79,7 +79,6 @@ class ExtractResult:
     seconds: float = 0.0
     error: str | None = None
     error_kind: str | None = None
-    quarantine_reasons: list[str] = field(default_factory=list)
     newest: datetime | None = None  # the newest upstream modified_time read so far
 
     def as_metadata(self) -> dict[str, Any]:
@@ -192,8 +191,6 @@ def _refresh(
                 run_id=run_id,
                 now=now(),
             )
-        result.quarantine_reasons += [q.reason for q in validated.quarantined]
-        del result.quarantine_reasons[5:]
     with engine.begin() as conn:
         lock_connection(conn, connection.id)
         if _is_complete(entity, scope):

@@ -14,7 +14,6 @@ tick after its preferred time (up to 30 minutes late), never early.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -109,7 +108,3 @@ def batches(items: Sequence[T], size: int) -> list[list[T]]:
     if size < 1:
         raise ValueError("batch size must be at least 1")
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
-
-
-def run_count(due: int, size: int) -> int:
-    return math.ceil(due / size) if due else 0

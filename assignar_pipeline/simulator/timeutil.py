@@ -80,11 +80,6 @@ def local_to_epoch(tz_name: str, day_ordinal: int, minutes: int) -> int:
     return (day_ordinal - EPOCH_ORDINAL) * 86400 + minutes * 60 - offset
 
 
-def local_day_of(tz_name: str, ts: int) -> int:
-    """Local calendar day (ordinal) of an instant in a zone."""
-    return from_epoch(ts).astimezone(zone(tz_name)).date().toordinal()
-
-
 def is_dst_change_day(tz_name: str, day_ordinal: int) -> bool:
     """Whether the zone's UTC offset changes during this local day (a DST transition)."""
     return _offset_seconds(tz_name, day_ordinal, 0) != _offset_seconds(tz_name, day_ordinal, 12)
