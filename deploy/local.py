@@ -8,7 +8,9 @@ the image's (`uv sync --frozen --no-dev --no-editable`), in the state directory.
 
     python -m deploy.local up | down | status
 
-Settings come from the environment (ports, DEPLOY_DIR, DEPLOY_USER; see `Settings`).
+Settings come from the environment (DAGSTER_PORT, CODE_SERVER_PORT, SIMULATOR_PORT, POSTGRES_PORT,
+REDIS_PORT (0: any free port), DEPLOY_DIR, DEPLOY_USER, SIMULATOR_NOW, SIMULATOR_SCALE) and are kept
+in DEPLOY_DIR/settings.json, so a restart reuses them.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Settings:
     dagster_pg_password: str = field(repr=False)
     pay_pg_password: str = field(repr=False)
     sensor_interval: str = ""
+    simulator_scale: str = "1"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -93,6 +96,7 @@ class Settings:
             dagster_pg_password=secrets.token_urlsafe(18),
             pay_pg_password=secrets.token_urlsafe(18),
             sensor_interval=os.environ.get("PIPELINE_SENSOR_INTERVAL", ""),
+            simulator_scale=os.environ.get("SIMULATOR_SCALE", "1"),
         )
 
     # -- paths -----------------------------------------------------------------------------------
@@ -177,6 +181,7 @@ def commands(s: Settings) -> dict[str, list[str]]:
         "simulator": [
             "assignar-pipeline", "simulator", "serve", "--host", "127.0.0.1",
             "--port", str(s.simulator_port), "--now", s.simulator_now,
+            "--scale", s.simulator_scale,
         ],
         "code-server": [
             "dagster", "code-server", "start", "-h", "127.0.0.1", "-p", str(s.code_server_port),
@@ -267,6 +272,17 @@ def _prepare_state(s: Settings) -> None:
             for path in [s.state / sub, *(s.state / sub).rglob("*")]:
                 os.chown(path, *ids)
         os.chmod(s.state, 0o755)  # noqa: S103 (the service user must reach its files)
+
+
+def _check_reachable(s: Settings) -> None:
+    if _service_ids(s) is None:
+        return
+    probe = ["runuser", "-u", s.user, "--", "test", "-x", str(s.venv / "bin" / "python")]
+    if subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+        raise DeployError(
+            f"The user '{s.user}' cannot reach {s.state} (a parent directory is private): set "
+            "DEPLOY_DIR to a directory every user can traverse, e.g. DEPLOY_DIR=/srv/assignar."
+        )
 
 
 def _spawn(s: Settings, name: str, argv: list[str]) -> int:
@@ -430,6 +446,7 @@ def up(connect_demo: bool = True) -> Settings:
     s.state.mkdir(parents=True, exist_ok=True)
     _build_venv(s)
     _prepare_state(s)
+    _check_reachable(s)
     cmds = commands(s)
     started = time.monotonic()
     try:
