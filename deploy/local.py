@@ -208,6 +208,23 @@ def _service_ids(s: Settings) -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
+def _ensure_redis() -> None:
+    """Install Debian's redis-server when it is missing and we may (root with apt-get)."""
+    if shutil.which("redis-server"):
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise DeployError(
+            "redis-server not found: install it (Debian: apt-get install redis-server)."
+        )
+    say("Installing redis-server (apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], env=env, check=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"],
+        env=env, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def _ensure_user(s: Settings) -> None:
     if os.geteuid() != 0:
         if s.user != _me():
@@ -440,8 +457,7 @@ def up(connect_demo: bool = True) -> Settings:
                 "choose other ports (DAGSTER_PORT, CODE_SERVER_PORT, SIMULATOR_PORT, "
                 f"POSTGRES_PORT, REDIS_PORT), or remove {s.state} to start afresh."
             )
-    if shutil.which("redis-server") is None:
-        raise DeployError("redis-server not found: apt-get install redis-server (.ci/run does).")
+    _ensure_redis()
     _ensure_user(s)
     s.state.mkdir(parents=True, exist_ok=True)
     _build_venv(s)
