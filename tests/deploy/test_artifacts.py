@@ -185,6 +185,8 @@ def test_compose_has_the_local_services_and_environment() -> None:
             "service_completed_successfully"
         )
     assert services["init"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    ours = [n for n, svc in services.items() if svc.get("image") == "assignar-pipeline:latest"]
+    assert all(services[n].get("build") == "." for n in ours), "an image of ours would be pulled"
     env = services["webserver"]["environment"]
     assert env["PAY_DATABASE_URL"].startswith("postgresql+psycopg2://")
     assert "${DAGSTER_PG_PASSWORD:?" in env["DAGSTER_PG_PASSWORD"]  # never a literal password
