@@ -11,10 +11,10 @@ SIMULATOR_PORT ?= 8700
 DAGSTER_PORT ?= 3000
 export UV SIMULATOR_PORT DAGSTER_PORT
 
-.PHONY: help uv sync test lint format run clean
+.PHONY: help uv sync test lint format run clean deploy-local deploy-down test-deploy
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 uv: ## Find or install uv and show its version
 	@$(UV) --version
@@ -37,6 +37,15 @@ format: sync ## Fix lint findings that are safe to fix, then format
 
 run: sync ## Start the Assignar simulator and the Dagster UI (Ctrl-C stops both)
 	scripts/run.sh
+
+deploy-local: sync ## Start the production topology on this machine (deploy/; stop: make deploy-down)
+	$(RUN) python -m deploy.local up
+
+deploy-down: sync ## Stop what make deploy-local started (data and logs stay in .deploy/)
+	$(RUN) python -m deploy.local down
+
+test-deploy: sync ## Bring the production topology up and test it end to end (about 4 minutes)
+	$(RUN) pytest -m deploy tests/deploy
 
 clean: ## Remove the local Dagster home and tool caches (keeps .venv)
 	rm -rf .dagster_home .pytest_cache .ruff_cache .hypothesis

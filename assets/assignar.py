@@ -22,6 +22,8 @@ from resources.scope import SyncScope
 
 KINDS = {"python", "sqlalchemy"}
 OWNERS = ["team:data-engineering"]
+#: Steps that call Assignar; the instance's `concurrency: pools:` bounds how many run at once.
+API_POOL = "assignar_api"
 API_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL,
                            jitter=dg.Jitter.PLUS_MINUS)  # fmt: skip
 
@@ -95,6 +97,7 @@ def _log(context: dg.AssetExecutionContext, result: ExtractResult) -> None:
     group_name="assignar",
     kinds=KINDS,
     owners=OWNERS,
+    pool=API_POOL,
     retry_policy=API_RETRY,
     check_specs=[_quarantine_check("projects")],
 )
@@ -116,6 +119,7 @@ def assignar_projects(
     group_name="assignar",
     kinds=KINDS,
     owners=OWNERS,
+    pool=API_POOL,
     retry_policy=API_RETRY,
     check_specs=[_quarantine_check("workers")],
 )
@@ -133,6 +137,7 @@ def assignar_workers(
     group_name="assignar",
     kinds=KINDS,
     owners=OWNERS,
+    pool=API_POOL,
     partitions_def=work_dates,
     backfill_policy=backfill_policy,
     retry_policy=API_RETRY,
@@ -156,6 +161,7 @@ def assignar_timesheets(
     group_name="assignar",
     kinds=KINDS,
     owners=OWNERS,
+    pool=API_POOL,
     partitions_def=work_dates,
     backfill_policy=backfill_policy,
     retry_policy=API_RETRY,

@@ -7,6 +7,7 @@ by URL in production. Both run the same Alembic migrations.
 from __future__ import annotations
 
 import os
+import threading
 import zlib
 from pathlib import Path
 
@@ -59,11 +60,16 @@ def _sqlite_begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+#: Alembic configures its `context` module globally while a command runs, so two threads that
+#: migrate at once (a code server evaluating sensors in threads) break each other.
+_MIGRATE_LOCK = threading.Lock()
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (idempotent; safe to call at every start)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
+    with _MIGRATE_LOCK, engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
 

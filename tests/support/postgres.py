@@ -1,4 +1,8 @@
-"""A throw-away PostgreSQL cluster on loopback for the test session (no Docker, no service)."""
+"""A throw-away PostgreSQL cluster on loopback for the test session (no Docker, no service).
+
+The same class keeps a cluster in a chosen directory for `make deploy-local` (deploy/local.py):
+one way to start PostgreSQL as its own user, for the tests and the local deployment alike.
+"""
 
 from __future__ import annotations
 
@@ -69,13 +73,18 @@ class TemporaryPostgres:
     """Context manager: a private PostgreSQL cluster in a temporary directory, deleted on exit.
 
     Trust authentication on 127.0.0.1 only, superuser `postgres`, durability switched off for speed.
+    With `base_dir`, the cluster lives in that directory instead and is kept on exit (`start()`
+    reuses it, `stop()` stops it), listening on `port` (0: a free one).
     """
 
-    def __init__(self, start_timeout: float = 60.0) -> None:
+    def __init__(
+        self, start_timeout: float = 60.0, *, base_dir: Path | None = None, port: int = 0
+    ) -> None:
         self.start_timeout = start_timeout
         self.bin_dir: Path | None = None
-        self.base_dir: Path | None = None
-        self.port: int = 0
+        self.base_dir: Path | None = base_dir
+        self.port: int = port
+        self._keep = base_dir is not None
         self._run_as_system_user = os.geteuid() == 0
 
     # -- paths ---------------------------------------------------------------------------------
@@ -130,22 +139,35 @@ class TemporaryPostgres:
         return self.url(name)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def __enter__(self) -> TemporaryPostgres:
+    def start(self) -> TemporaryPostgres:
+        """Create the cluster unless its directory holds one, and start it."""
         self.bin_dir = find_postgres_bin_dir()
         if self._run_as_system_user and shutil.which("runuser") is None:
             raise PostgresStartError(
                 "running as root needs `runuser` (util-linux) to drop to the postgres user"
             )
-        self.base_dir = Path(tempfile.mkdtemp(prefix="pytest-postgres-"))
+        if self.base_dir is None:
+            self.base_dir = Path(tempfile.mkdtemp(prefix="pytest-postgres-"))
+        else:
+            self.base_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._prepare_base_dir()
-            self._initdb()
+            if not (self.data_dir / "PG_VERSION").exists():
+                self._initdb()
             self._start()
         except BaseException:
             self._stop()
             self._remove_base_dir()
             raise
         return self
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown, then SIGKILL if it hangs); the directory stays."""
+        self.bin_dir = self.bin_dir or find_postgres_bin_dir()
+        self._stop()
+
+    def __enter__(self) -> TemporaryPostgres:
+        return self.start()
 
     def __exit__(
         self,
@@ -180,7 +202,7 @@ class TemporaryPostgres:
 
     def _prepare_base_dir(self) -> None:
         assert self.base_dir is not None
-        self.socket_dir.mkdir()
+        self.socket_dir.mkdir(exist_ok=True)
         if not self._run_as_system_user:
             return
         try:
@@ -236,9 +258,10 @@ class TemporaryPostgres:
     def _start(self) -> None:
         assert self.bin_dir is not None
         last_error = ""
+        chosen = self.port
         # The free port can be taken between probing and binding: try a few.
-        for _attempt in range(5):
-            self.port = _free_loopback_port()
+        for _attempt in range(1 if chosen else 5):
+            self.port = chosen or _free_loopback_port()
             result = self._run(
                 self.bin_dir / "pg_ctl",
                 "start",
@@ -302,7 +325,7 @@ class TemporaryPostgres:
             time.sleep(0.05)
 
     def _remove_base_dir(self) -> None:
-        if self.base_dir is not None:
+        if self.base_dir is not None and not self._keep:
             shutil.rmtree(self.base_dir, ignore_errors=True)
             self.base_dir = None
 
