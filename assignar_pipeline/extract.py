@@ -27,6 +27,7 @@ from assignar_pipeline.schemas import validate
 from assignar_pipeline.staging import (
     StageCounts,
     quarantine_records,
+    refresh_statistics,
     release_quarantine,
     release_stale_quarantine,
     stage_rows,
@@ -185,6 +186,7 @@ def _refresh(
     with engine.connect() as conn:
         filters, local_scope = _filters(conn, client, connection, entity, window, scope)
     seen: set[int] = set()
+    written = 0
     pages = client.iter_pages(
         RESOURCES[entity], filters=filters, fields=FIELDS.get(entity), page_size=PAGE_SIZE
     )
@@ -200,7 +202,9 @@ def _refresh(
         seen.update(int(q.assignar_id) for q in validated.quarantined if _is_int(q.assignar_id))
         with engine.begin() as conn:
             lock_connection(conn, connection.id)
-            result.counts.add(stage_rows(conn, entity, connection.id, rows, fetch_started_at))
+            counts = stage_rows(conn, entity, connection.id, rows, fetch_started_at)
+            written += counts.inserted + counts.updated
+            result.counts.add(counts)
             release_quarantine(conn, entity, connection.id, (r["assignar_id"] for r in rows), now())
             result.quarantined += quarantine_records(
                 conn,
@@ -212,6 +216,7 @@ def _refresh(
             )
     with engine.begin() as conn:
         lock_connection(conn, connection.id)
+        refresh_statistics(conn, [STAGING[entity]], written)
         if _is_complete(entity, scope):
             result.voided += len(
                 void_vanished(

@@ -70,6 +70,7 @@ from assignar_pipeline.reconcile.rates import (
     show_rate,
 )
 from assignar_pipeline.reconcile.settings import thresholds_for
+from assignar_pipeline.staging import refresh_statistics
 
 __all__ = [
     "APPROVED_STATUSES",
@@ -865,6 +866,7 @@ class _TimesheetWrites:
         rows = [{"timesheet_id": pay_id, **line} for pay_id, group in lines for line in group]
         if rows:
             conn.execute(timesheet_line.insert(), rows)
+        refresh_statistics(conn, [timesheet, timesheet_line], len(self.inserts) + len(self.updates))
         self.inserts, self.updates, self.voids = [], [], []
 
 
