@@ -11,10 +11,10 @@ SIMULATOR_PORT ?= 8700
 DAGSTER_PORT ?= 3000
 export UV SIMULATOR_PORT DAGSTER_PORT
 
-.PHONY: help uv sync test lint format run clean
+.PHONY: help uv sync test lint format run bench bench-small clean
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 uv: ## Find or install uv and show its version
 	@$(UV) --version
@@ -37,6 +37,12 @@ format: sync ## Fix lint findings that are safe to fix, then format
 
 run: sync ## Start the Assignar simulator and the Dagster UI (Ctrl-C stops both)
 	scripts/run.sh
+
+bench: sync ## Benchmarks at full scale (about 30 min, 8 GB): appends to bench/RESULTS.md
+	$(RUN) --group bench python -m bench $(BENCH_ARGS)
+
+bench-small: sync ## The same benchmarks on a small tenant (a few minutes)
+	$(RUN) --group bench python -m bench --scale 0.05 --days 62 --tenants 20 $(BENCH_ARGS)
 
 clean: ## Remove the local Dagster home and tool caches (keeps .venv)
 	rm -rf .dagster_home .pytest_cache .ruff_cache .hypothesis
