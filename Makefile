@@ -38,7 +38,7 @@ format: sync ## Fix lint findings that are safe to fix, then format
 run: sync ## Start the Assignar simulator and the Dagster UI (Ctrl-C stops both)
 	scripts/run.sh
 
-bench: sync ## Benchmarks at full scale (about 30 min, 8 GB): appends to bench/RESULTS.md
+bench: sync ## Benchmarks at full scale (about 55 min, 8 GB): appends to bench/RESULTS.md
 	$(RUN) --group bench python -m bench $(BENCH_ARGS)
 
 bench-small: sync ## The same benchmarks on a small tenant (a few minutes)

@@ -26,15 +26,17 @@ ROLES = (
     ("dagster-webserver", "webserver"),
     ("dagster_webserver", "webserver"),
     ("dagster-daemon", "daemon"),
-    ("dagster_daemon", "daemon"),
+    ("dagster._daemon", "daemon"),
     ("api grpc", "code server"),
     ("code-server", "code server"),
     ("dagster dev", "dagster dev"),
-    ("postgres", "PostgreSQL"),
 )
 
 
 def role_of(cmdline: str) -> str:
+    # Dagster's command lines carry the instance's config, PostgreSQL URLs included.
+    if cmdline.startswith("postgres") or "bin/postgres " in cmdline:
+        return "PostgreSQL"
     for needle, role in ROLES:
         if needle in cmdline:
             return role
@@ -73,6 +75,9 @@ class Sampler:
 
     interval: float = 0.5
     peaks: dict[int, Peak] = field(default_factory=dict)
+    #: Processes that are not our descendants but ours all the same (PostgreSQL's postmaster
+    #: detaches from pg_ctl): their trees are sampled too.
+    extra_roots: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -102,6 +107,7 @@ class Sampler:
         for pid, (ppid, _, _) in table.items():
             children[ppid].append(pid)
         stack: list[tuple[int, str]] = [(c, "") for c in children[root]]
+        stack += [(pid, "") for pid in self.extra_roots if pid in table]
         now = time.monotonic()
         while stack:
             pid, parent_role = stack.pop()

@@ -4,13 +4,14 @@ py-spy names each process frame by its whole command line (Dagster's carry the i
 config) and each function by its absolute path. This keeps a role per process (as bench/procs.py
 names them), paths from the package down, and writes:
 
-- `full_import.folded`: folded stacks making up 99% of the samples (flamegraph.pl, speedscope
-  and inferno read them);
+- `full_import.folded.gz`: folded stacks making up 99% of the samples (`zcat` it into
+  flamegraph.pl, speedscope or inferno);
 - `full_import.md`: samples per role, and the functions that take the run processes' time.
 """
 
 from __future__ import annotations
 
+import gzip
 import re
 import sys
 from collections import Counter
@@ -65,11 +66,24 @@ def condense(raw: Path) -> Counter:
                 continue
             found = FRAME.match(frame)
             if found:
-                frames.append(f"{found['fn']} ({short_path(found['path'])}:{found['line']})")
+                frames.append(f"{found['fn']} ({short_path(found['path'])})")
             else:
                 frames.append(frame)
         stacks[";".join(frames)] += int(count)
     return stacks
+
+
+#: Leaf frames of threads that wait (py-spy samples some waiting threads as busy when it follows
+#: subprocesses): left out of the figures.
+WAITING = ("Condition.wait", "Event.wait", "_worker (thread.py", "select (selectors.py",
+           "_PollLikeSelector.select", "_serve (_server.py", "time.sleep", "check_daemon_loop",
+           "_watch_pipe_for_shutdown", "_blocking (_channel.py", "poll (popen_fork.py")  # fmt: skip
+
+
+def busy(stacks: Counter) -> Counter:
+    return Counter(
+        {s: n for s, n in stacks.items() if not s.rsplit(";", 1)[-1].startswith(WAITING)}
+    )
 
 
 def summary(stacks: Counter) -> str:
@@ -85,17 +99,17 @@ def summary(stacks: Counter) -> str:
         if role.strip("[]") in RUN_ROLES:
             run_total += n
             leaf = frames[-1]
-            own[re.sub(r":\d+\)$", ")", leaf)] += n
+            own[leaf] += n
             seen = set()
             for frame in frames:
                 ours = "assignar_pipeline/" in frame or "assets/" in frame
                 if frame.startswith("[") or not ours:
                     continue
-                name = re.sub(r":\d+\)$", ")", frame)
-                if name not in seen:
-                    inclusive[name] += n
-                    seen.add(name)
-    lines = [f"{total:,} samples of busy threads (20 per second per process).", "",
+                if frame not in seen:
+                    inclusive[frame] += n
+                    seen.add(frame)
+    lines = [f"{total:,} samples of busy threads (20 per second per process; waiting threads "
+             "left out).", "",
              "| process role | samples | share |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {r.strip('[]')} | {n:,} | {n / total:.0%} |" for r, n in roles.most_common()]
     lines += ["", "Run processes, where their time goes (our code, inclusive):", "",
@@ -108,7 +122,7 @@ def summary(stacks: Counter) -> str:
 
 
 def main(raw: Path) -> None:
-    stacks = condense(raw)
+    stacks = busy(condense(raw))
     # The stacks that make up 99% of the samples: the rest is a long tail of one-off stacks
     # that would make the file megabytes without changing the picture.
     kept, total, running = [], sum(stacks.values()), 0
@@ -117,7 +131,9 @@ def main(raw: Path) -> None:
             break
         kept.append(f"{stack} {n}\n")
         running += n
-    raw.write_text("".join(kept))
+    with gzip.open(raw.with_suffix(".folded.gz"), "wt") as out:
+        out.write("".join(kept))
+    raw.unlink()
     raw.with_suffix(".md").write_text("# Profile of the full import (py-spy)\n\n" + summary(stacks))
 
 
