@@ -134,7 +134,8 @@ def main(raw: Path) -> None:
     with gzip.open(raw.with_suffix(".folded.gz"), "wt") as out:
         out.write("".join(kept))
     raw.unlink()
-    raw.with_suffix(".md").write_text("# Profile of the full import (py-spy)\n\n" + summary(stacks))
+    title = f"# Profile of the full import (py-spy, {raw.stem})\n\n"
+    raw.with_suffix(".md").write_text(title + summary(stacks))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,13 @@ PROFILE_DIR = ROOT / "bench" / "profile"
 LOOKBACK_DAYS = 21
 
 
+def profile_path(args) -> Path:
+    """full_import.folded at full scale; smaller runs name their scale (and keep the full one)."""
+    if (args.scale, args.days) == (1.0, 1095):
+        return PROFILE_DIR / "full_import.folded"
+    return PROFILE_DIR / f"full_import_scale{args.scale:g}_{args.days}d.folded"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -185,7 +192,7 @@ def full_import(args, table: Table, sim: Simulator, dagster: DagsterDev, sampler
         PROFILE_DIR.mkdir(exist_ok=True)
         profiler = subprocess.Popen(
             ["py-spy", "record", "--subprocesses", "--rate", "20", "--format", "raw",
-             "--output", str(PROFILE_DIR / "full_import.folded"),
+             "--output", str(profile_path(args)),
              "--pid", str(dagster.process.pid)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -205,7 +212,7 @@ def full_import(args, table: Table, sim: Simulator, dagster: DagsterDev, sampler
         profiler.wait(300)
         from bench.profile_summary import main as summarize
 
-        summarize(PROFILE_DIR / "full_import.folded")
+        summarize(profile_path(args))
     wall = sum(p["wall"] for p in phases)
     runs = [r for p in phases for r in p["runs"]]
     failed = [r["runId"] for r in runs if r["status"] != "SUCCESS"]
