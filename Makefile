@@ -11,7 +11,7 @@ SIMULATOR_PORT ?= 8700
 DAGSTER_PORT ?= 3000
 export UV SIMULATOR_PORT DAGSTER_PORT
 
-.PHONY: help uv sync test lint format run clean deploy-local deploy-down test-deploy
+.PHONY: help uv sync test lint format run bench bench-small clean deploy-local deploy-down test-deploy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ format: sync ## Fix lint findings that are safe to fix, then format
 
 run: sync ## Start the Assignar simulator and the Dagster UI (Ctrl-C stops both)
 	scripts/run.sh
+
+bench: sync ## Benchmarks at full scale (about 55 min, 8 GB): appends to bench/RESULTS.md
+	$(RUN) --group bench python -m bench $(BENCH_ARGS)
+
+bench-small: sync ## The same benchmarks on a small tenant (a few minutes)
+	$(RUN) --group bench python -m bench --scale 0.05 --days 62 --tenants 20 $(BENCH_ARGS)
 
 deploy-local: sync ## Start the production topology on this machine (deploy/; stop: make deploy-down)
 	$(RUN) python -m deploy.local up

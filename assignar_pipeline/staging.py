@@ -28,6 +28,11 @@ from assignar_pipeline.schemas import Quarantined
 
 #: Ids per classification query: well under SQLite's bound-parameter limit.
 CLASSIFY_CHUNK = 5_000
+#: A write of at least this many rows that is also a fifth of what PostgreSQL's planner believes
+#: a table holds refreshes the planner's statistics on the spot. A first import fills empty
+#: tables faster than autovacuum looks at them, and queries planned on "0 rows" run as nested
+#: loops: the minutes-parity check of a 31-day run of 400 workers took 5 s instead of 0.1 s.
+ANALYZE_MIN_ROWS = 1_000
 
 
 @dataclass
@@ -103,6 +108,21 @@ def stage_rows(
         if writes:
             _upsert(conn, table, writes)
     return counts
+
+
+def refresh_statistics(conn: Connection, tables: Sequence[sa.Table], written: int) -> None:
+    """ANALYZE `tables` (PostgreSQL) when `written` rows are many next to what the planner
+    believes the first of them holds (rows this transaction wrote count). Later writes to a big
+    table do not trigger it: the planner scales its estimates with the table's size on disk."""
+    if conn.dialect.name != "postgresql" or written < ANALYZE_MIN_ROWS:
+        return
+    believed = conn.execute(
+        sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"),
+        {"name": tables[0].name},
+    ).scalar()
+    if written > 0.2 * max(believed or 0, 0):
+        # Identifiers come from our own table definitions, never from input.
+        conn.exec_driver_sql(f"ANALYZE {', '.join(t.name for t in tables)}")
 
 
 def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:

@@ -5,14 +5,14 @@
 1. Ticks: the hourly schedule's plan at every tick of one week (168 ticks, across time zones and
    frequencies); at a few ticks the real `hourly_sync` schedule is evaluated too and must agree.
    Prints due connections and runs per tick; runs must equal ceil(due / batch size).
-2. Cost: the `sync_assignar` job, run in batches over every connection, three times: the first
+2. Cost: the `sync_assignar` job, run in batches over every connection: the first pass
    establishes each connection's cursors (no import ran), the second catches up what the first
-   found, the third finds nothing changed. Prints the requests of that third pass per connection,
-   from the sync log and from the simulator's own counters.
+   found, the third finds nothing changed, and a fourth follows changes in 1% of the tenants.
+   Prints the requests of the last two passes per connection, from the sync log and from the
+   simulator's own counters.
 
-The simulator serves one tenant: all connections read the same account (same client id), each
-with its own client, token and cursor, so their requests are counted separately. That is what a
-request count needs; it does not model 200 tenants' data volumes.
+The simulator serves the many-tenant setting: one small tenant (20 workers) per connection, each
+its own Assignar account (client id), so a change in one tenant is seen by that connection only.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import sqlalchemy as sa
 
 from assignar_pipeline.connections import ConnectionRequest, connect
@@ -36,7 +37,7 @@ from assignar_pipeline.pay import tables as t
 from assignar_pipeline.pay.database import create_pay_engine, migrate
 from assignar_pipeline.pay.seed import seed_demo
 from assignar_pipeline.schedule import batches
-from assignar_pipeline.simulator import SimulatorServer, TenantConfig
+from assignar_pipeline.simulator import Simulator, SimulatorServer, TenantConfig
 from assignar_pipeline.sync_settings import read_settings, set_batch_size
 from resources import AssignarResource, PayDatabaseResource, SyncScope
 from schedules.sync import hourly_sync, plan_sync_tick
@@ -46,11 +47,26 @@ ZONES = ("Australia/Sydney", "Australia/Perth", "America/Denver", "Europe/London
 WEEK_START = datetime(2025, 11, 3, tzinfo=UTC)  # a Monday; Sydney and Auckland on DST
 
 
+def tenant_id(i: int) -> str:
+    return f"tenant-{i:03d}"
+
+
+def tenants(count: int, now: datetime) -> dict[str, Simulator]:
+    """The many-tenant setting: `count` small tenants (20 workers each), one account each."""
+    return {
+        tenant_id(i): Simulator(
+            TenantConfig(seed=i + 1, workers=20, projects=3, days=35, orders=40, now=now),
+            client_id=tenant_id(i),
+        )
+        for i in range(count)
+    }
+
+
 def add_connections(engine, count: int) -> None:
     """`c000` through `connect` (Assignar's test), the rest as rows with varied settings."""
     team = seed_demo(engine)
     connect(engine, ConnectionRequest("c000", team, "priya.raman@example.com", "au",
-                                      "demo-client", "DEMO_SECRET", ZONES[0]))  # fmt: skip
+                                      tenant_id(0), "DEMO_SECRET", ZONES[0]))  # fmt: skip
     with engine.begin() as conn:
         user = conn.execute(
             sa.select(t.pay_user.c.id).where(t.pay_user.c.email == "priya.raman@example.com")
@@ -63,7 +79,7 @@ def add_connections(engine, count: int) -> None:
                     "key": f"c{i:03d}",
                     "team_id": team,
                     "region": "au",
-                    "client_id": "demo-client",
+                    "client_id": tenant_id(i),
                     "client_secret_ref": "DEMO_SECRET",
                     "timezone": ZONES[i % len(ZONES)],
                     "import_timesheets": True,
@@ -79,7 +95,7 @@ def add_connections(engine, count: int) -> None:
         conn.execute(t.connection.insert(), rows)
 
 
-def ticks_figure(engine, url: str, size: int) -> None:
+def ticks_figure(engine, url: str, size: int) -> dict:
     with engine.connect() as conn:
         settings = read_settings(conn)
     print(f"\n== Hourly ticks over one week: {len(settings)} connections, batch size {size}")
@@ -106,8 +122,7 @@ def ticks_figure(engine, url: str, size: int) -> None:
     print(f"  due per tick: min {min(dues)}, median {statistics.median(dues)}, max {max(dues)}")
     print(f"  runs per tick: min {min(runs)}, median {statistics.median(runs)}, max {max(runs)}")
     print(f"  every tick: runs == ceil(due / {size}) ✓ ({len(per_tick)} ticks)")
-    for tick, due, n in per_tick[:6]:
-        print(f"    {tick:%a %H:%M} UTC  due {due:3d}  runs {n:2d}  ceil {math.ceil(due / size)}")
+    return {"ticks": len(per_tick), "due": (min(dues), max(dues)), "runs": (min(runs), max(runs))}
 
 
 def sync_pass(engine, url: str, keys: list[str], size: int) -> tuple[list[str], float]:
@@ -123,6 +138,7 @@ def sync_pass(engine, url: str, keys: list[str], size: int) -> tuple[list[str], 
                     "scope": SyncScope(connections=batch),
                 },
                 tags={"assignar/operation": "sync"},
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                 raise_on_error=False,
             )
             assert result.success, f"sync of {batch} failed"
@@ -130,17 +146,19 @@ def sync_pass(engine, url: str, keys: list[str], size: int) -> tuple[list[str], 
     return run_ids, time.monotonic() - started
 
 
-def cost_figure(engine, url: str, server: SimulatorServer, size: int) -> None:
-    with engine.connect() as conn:
-        settings = {s.key: s for s in read_settings(conn)}
-    keys = sorted(settings)
-    print(f"\n== Sync cost: {len(keys)} connections in runs of {size}")
-    for label in ("first sync (cursors established)", "second sync (catches up)"):
-        _, seconds = sync_pass(engine, url, keys, size)
-        print(f"  {label}: {seconds:.1f} s")
-    before = server.simulator.stats()["requests"]
+def served(server: SimulatorServer) -> Counter:
+    """Requests served so far by every tenant, per route."""
+    stats = httpx.get(f"{server.control_url}/stats", timeout=30).json()
+    return Counter({route: sum(codes.values()) for route, codes in stats["requests"].items()})
+
+
+def measured_pass(engine, url, server, keys, size, settings) -> dict:
+    """One sync pass over every connection: requests per connection (sync log and simulator)."""
+    before = served(server)
     run_ids, seconds = sync_pass(engine, url, keys, size)
-    after = server.simulator.stats()["requests"]
+    diff = served(server) - before
+    token = diff.pop("POST /oauth2/token", 0)
+    data = sum(diff.values())
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(t.connection.c.key, t.sync_log.c.entity, t.sync_log.c.api_requests,
@@ -149,34 +167,109 @@ def cost_figure(engine, url: str, server: SimulatorServer, size: int) -> None:
             .where(t.sync_log.c.run_id.in_(run_ids))
         ).all()  # fmt: skip
     per_connection: dict[str, int] = defaultdict(int)
-    per_entity: dict[str, list[int]] = defaultdict(list)
-    for key, entity, requests, *changed in rows:
+    changed: set[str] = set()
+    for key, _entity, requests, *counts in rows:
         per_connection[key] += requests
-        per_entity[entity].append(requests)
-        assert not any(changed), f"{key} {entity} changed {changed} although nothing did"
-    served = {
-        route: sum(codes.values()) - sum(before.get(route, {}).values())
-        for route, codes in after.items()
-    }
-    token = served.pop("POST /oauth2/token", 0)
-    data = sum(served.values())
+        if any(counts):
+            changed.add(key)
     by_kind: dict[str, list[int]] = defaultdict(list)
     for key, total in per_connection.items():
         by_kind["+".join(settings[key].entities)].append(total)
-    print(f"  third sync (nothing changed): {seconds:.1f} s, nothing written to Pay or staging")
-    print(f"  simulator served {token + data} requests: {token} token, {data} data "
-          f"({data / len(keys):.2f} data requests per connection)")  # fmt: skip
-    for route, n in sorted(served.items()):
+    print(f"  {seconds:.1f} s, {len(run_ids)} runs; simulator served {token} token + {data} data "
+          f"requests ({(token + data) / len(keys):.2f} per connection)")  # fmt: skip
+    for route, n in sorted(diff.items()):
         if n:
             print(f"    {route}: {n}")
     for kind, totals in sorted(by_kind.items()):
-        entities = len(kind.split("+"))
-        print(f"  {kind:22s} {len(totals):3d} connections: {max(totals)} requests each at most "
-              f"= 1 token + {max(totals) - 1} data ({(max(totals) - 1) / entities:.0f} per "
-              f"entity: the delta; the lookback is not due)")  # fmt: skip
-    worst = max(max(v) - (1 if e == "timesheets" else 0) for e, v in per_entity.items())
-    print(f"  data requests per connection and synced entity, at most: {worst}")
-    print(f"  sync-log rows of that pass: {dict(Counter(e for _, e, *_ in rows))}")
+        print(f"  {kind:22s} {len(totals):3d} connections: at most {max(totals)} requests "
+              f"(1 token + {max(totals) - 1} data)")  # fmt: skip
+    return {"seconds": seconds, "runs": len(run_ids), "token": token, "data": data,
+            "max_per_connection": max(per_connection.values()), "by_kind": dict(by_kind),
+            "changed": changed, "per_connection": dict(per_connection)}  # fmt: skip
+
+
+def change_tenants(server: SimulatorServer, keys: list[str], share: float) -> list[str]:
+    """Edit two timesheets in `share` of the tenants (the first ones); return their keys."""
+    picked = keys[: max(1, math.ceil(len(keys) * share))]
+    for key in picked:
+        sim = server.tenants[tenant_id(int(key[1:]))]
+        approved = [r for r in sim.records("timesheets-expanded")
+                    if r["status"].startswith("APPROVED")][-2:]  # fmt: skip
+        for record in approved:
+            sim.update("timesheets-expanded", record["id"], {"total_time": "07:15"})
+    return picked
+
+
+def cost_figure(engine, url: str, server: SimulatorServer, size: int) -> dict:
+    with engine.connect() as conn:
+        settings = {s.key: s for s in read_settings(conn)}
+    keys = sorted(settings)
+    print(f"\n== Sync cost: {len(keys)} connections (one tenant each) in runs of {size}")
+    for label in ("first sync (cursors established)", "second sync (catches up)"):
+        _, seconds = sync_pass(engine, url, keys, size)
+        print(f"  {label}: {seconds:.1f} s")
+    print("  third sync, nothing changed:")
+    quiet = measured_pass(engine, url, server, keys, size, settings)
+    assert not quiet["changed"], f"{sorted(quiet['changed'])} changed although nothing did"
+    picked = change_tenants(server, keys, 0.01)
+    print(f"  fourth sync, {len(picked)} tenants changed ({', '.join(picked)}):")
+    busy = measured_pass(engine, url, server, keys, size, settings)
+    assert busy["changed"] == set(picked), (busy["changed"], picked)
+    return {"connections": len(keys), "size": size, "quiet": quiet, "busy": busy,
+            "picked": picked}  # fmt: skip
+
+
+def run_bench(connections: int, size: int, pay_url: str | None = None) -> tuple[dict, dict]:
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        SimulatorServer(tenants=tenants(connections, now)) as server,
+    ):
+        os.environ.update(
+            ASSIGNAR_API_URL=server.api_url,
+            ASSIGNAR_TOKEN_URL=server.token_url,
+            DEMO_SECRET="demo-secret-change-me",  # noqa: S106 (the simulator's demo secret)
+            DAGSTER_HOME=tmp,
+        )
+        url = pay_url or f"sqlite:///{Path(tmp) / 'pay.db'}"
+        engine = create_pay_engine(url)
+        migrate(engine)
+        add_connections(engine, connections)
+        set_batch_size(engine, size)
+        ticks = ticks_figure(engine, url, size)
+        cost = cost_figure(engine, url, server, size)
+        engine.dispose()
+    return ticks, cost
+
+
+def many_tenants(table, connections: int, size: int = 10) -> None:
+    """`make bench`'s rows for the hourly tick over many tenants."""
+    ticks, cost = run_bench(connections, size)
+    quiet, busy = cost["quiet"], cost["busy"]
+    table.add(f"hourly tick plan over one week, {connections} connections",
+              f"{ticks['ticks']} ticks: {ticks['due'][0]}–{ticks['due'][1]} due, "
+              f"{ticks['runs'][0]}–{ticks['runs'][1]} runs, always ceil(due / {size})")  # fmt: skip
+    runs_target = math.ceil(connections / size)
+    table.add(f"quiet tick, all {connections} syncing: runs", f"{quiet['runs']} runs in "
+              f"{quiet['seconds']:.0f} s (in-process, one after another)", f"≤ {runs_target}",
+              verdict_text(quiet["runs"] <= runs_target, quiet["runs"] / runs_target))  # fmt: skip
+    kinds = "; ".join(f"{k}: {max(v)} ({len(v)} connections)"
+                      for k, v in sorted(quiet["by_kind"].items()))  # fmt: skip
+    worst = quiet["max_per_connection"]
+    table.add("quiet tick: requests per tenant (1 token + 1 per synced entity)",
+              f"{quiet['token']} token + {quiet['data']} data in all; at most {kinds}", "≤ 2",
+              verdict_text(worst <= 2, worst / 2))  # fmt: skip
+    changed = [busy["per_connection"][k] for k in cost["picked"]]
+    others = max(v for k, v in busy["per_connection"].items() if k not in cost["picked"])
+    table.add(
+        f"tick with 1% of tenants changed ({len(cost['picked'])})",
+        f"{busy['runs']} runs, {busy['token']} token + {busy['data']} data requests; "
+        f"changed tenants {max(changed)} requests each, the others at most {others}",
+    )
+
+
+def verdict_text(ok: bool, ratio: float) -> str:
+    return f"{'met' if ok else 'not met'} ({ratio:.2f}×)"
 
 
 def main() -> None:
@@ -185,21 +278,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--pay-url", help="Pay database (default: a SQLite file in a temp dir)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, SimulatorServer(config=TenantConfig()) as server:
-        os.environ.update(
-            ASSIGNAR_API_URL=server.api_url,
-            ASSIGNAR_TOKEN_URL=server.token_url,
-            DEMO_SECRET="demo-secret-change-me",  # noqa: S106 (the simulator's demo secret)
-            DAGSTER_HOME=tmp,
-        )
-        url = args.pay_url or f"sqlite:///{Path(tmp) / 'pay.db'}"
-        engine = create_pay_engine(url)
-        migrate(engine)
-        add_connections(engine, args.connections)
-        set_batch_size(engine, args.batch_size)
-        ticks_figure(engine, url, args.batch_size)
-        cost_figure(engine, url, server, args.batch_size)
-        engine.dispose()
+    run_bench(args.connections, args.batch_size, args.pay_url)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the server keeps well ahead of any client reading it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -345,6 +346,63 @@ class SimulatorApp:
             if method == "DELETE":
                 return {"deleted": sim.delete(resource, rid)}
         return None
+
+
+class TenantsApp:
+    """ASGI callable serving several tenants on one port, one `Simulator` each, told apart as
+    Assignar tells accounts apart: by client id. The token endpoint reads it from the Basic
+    credentials, the API from the bearer token that tenant issued. The control plane addresses
+    a tenant as /_simulator/tenants/<client id>/...; /_simulator/stats adds up every tenant's.
+    """
+
+    def __init__(self, tenants: dict[str, Simulator]) -> None:
+        self.apps = {client_id: SimulatorApp(sim) for client_id, sim in tenants.items()}
+        self.first = next(iter(self.apps.values()))
+
+    def stats(self) -> dict[str, Any]:
+        requests: dict[str, dict[str, int]] = {}
+        rows = 0
+        for app in self.apps.values():
+            stats = app.sim.stats()
+            rows += stats["rows_served"]
+            for route, codes in stats["requests"].items():
+                merged = requests.setdefault(route, {})
+                for code, n in codes.items():
+                    merged[code] = merged.get(code, 0) + n
+        return {"tenants": len(self.apps), "requests": requests, "rows_served": rows}
+
+    def _tenant(self, scope: Scope) -> SimulatorApp:
+        authorization = _headers(scope).get("authorization") or ""
+        kind, _, credentials = authorization.partition(" ")
+        if kind.lower() == "basic":
+            try:
+                client_id = base64.b64decode(credentials).decode().partition(":")[0]
+            except (ValueError, UnicodeDecodeError):
+                client_id = ""
+            return self.apps.get(client_id, self.first)  # unknown: refused as invalid_client
+        for app in self.apps.values():
+            if credentials in app.sim.auth.tokens:
+                return app
+        return self.first  # unknown token: 401 like any tenant would answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.first(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.rstrip("/") == CONTROL_PREFIX + "stats":
+            await _send(send, Response(200, _dumps(self.stats())))
+            return
+        tenants = CONTROL_PREFIX + "tenants/"
+        if path.startswith(tenants):
+            client_id, _, rest = path[len(tenants) :].partition("/")
+            app = self.apps.get(client_id)
+            if app is None:
+                await _send(send, Response(404, _dumps({"error": f"no tenant {client_id}"})))
+                return
+            await app({**scope, "path": CONTROL_PREFIX + rest}, receive, send)
+            return
+        await self._tenant(scope)(scope, receive, send)
 
 
 # --------------------------------------------------------------------------- helpers

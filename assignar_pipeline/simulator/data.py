@@ -51,6 +51,20 @@ class TenantConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(base, **values)
 
+    @classmethod
+    def large(cls, scale: float = 1.0, **overrides: Any) -> TenantConfig:
+        """The benchmark's large tenant: 2,000 workers, 300 projects, 3 years of daily
+        timesheets (about 1.5 million) and 50,000 orders; `scale` multiplies workers, projects
+        and orders (not days), so a smaller tenant keeps the shape of the large one."""
+        values: dict[str, Any] = {
+            "workers": max(1, round(2_000 * scale)),
+            "projects": max(1, round(300 * scale)),
+            "days": 1_095,
+            "orders": max(0, round(50_000 * scale)),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
+
     @property
     def now_ts(self) -> int:
         return epoch(self.now)

@@ -14,7 +14,7 @@ from typing import Any
 
 import uvicorn
 
-from .app import SimulatorApp, quiet_uvicorn_drops
+from .app import SimulatorApp, TenantsApp, quiet_uvicorn_drops
 from .data import TenantConfig
 from .state import Simulator
 
@@ -31,8 +31,14 @@ class SimulatorServer:
         port: int = 0,
         log_level: str = "warning",
         startup_timeout: float = 30.0,
+        tenants: dict[str, Simulator] | None = None,
         **simulator_options: Any,
     ) -> None:
+        """`tenants` (client id → Simulator) serves several tenants on one port (`TenantsApp`);
+        `simulator` is then the first of them."""
+        self.tenants = tenants
+        if tenants:
+            simulator = next(iter(tenants.values()))
         self.simulator = simulator or Simulator(config, **simulator_options)
         self.host = host
         self.port = port
@@ -74,7 +80,7 @@ class SimulatorServer:
         self._sock = sock
         quiet_uvicorn_drops()
         config = uvicorn.Config(
-            SimulatorApp(self.simulator),
+            TenantsApp(self.tenants) if self.tenants else SimulatorApp(self.simulator),
             log_level=self.log_level,
             access_log=False,
             lifespan="off",
