@@ -170,7 +170,8 @@ def _report(context: dg.OpExecutionContext, result: ConnectionSync) -> None:
     description="Change-detection sync of the connections in run config (the hourly schedule "
     "launches it in batches).",
     tags={"assignar/operation": "sync", "dagster/max_runtime": "3000"},
-    # One step: a process of its own for it would only add seconds of start-up to every sync.
+    # One step: whatever PIPELINE_EXECUTOR says, a process (or Celery task) of its own would only
+    # add seconds of start-up to every sync.
     executor_def=dg.in_process_executor,
 )
 def sync_assignar() -> None:

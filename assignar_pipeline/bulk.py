@@ -47,13 +47,6 @@ DATED_ASSETS = {
 }
 
 
-#: Run config that runs a run's steps in its own process, one after the other. Dagster's default
-#: starts a process per step, and on 2 busy cores each start (a Python that imports Dagster and
-#: the project) took 10–25 s against 1–10 s of work in a ranged run's step; the steps of an
-#: import depend on each other anyway (extract, then load).
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
-
-
 class BulkImportError(ValueError):
     """A bulk import cannot be launched; the message says what to fix."""
 
@@ -171,7 +164,7 @@ def backfill_params(spec: BulkImport) -> dict[str, Any]:
         # Dated assets only: projects and workers are staged by the initial import and kept
         # current by the sync, and leaving them out lets Pay's load follow each extract directly.
         "partitionsByAssets": [{"assetKey": {"path": [key]}, "partitions": span} for key in dated],
-        "runConfigData": {"resources": {"scope": {"config": scope}}, **IN_PROCESS},
+        "runConfigData": {"resources": {"scope": {"config": scope}}},
         "tags": [{"key": k, "value": v} for k, v in tags.items()],
         "title": spec.title or f"Bulk import: {spec.describe()}"[:200],
     }

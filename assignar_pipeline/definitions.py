@@ -13,16 +13,24 @@ from schedules import SCHEDULES
 from sensors import SENSORS
 
 #: `PIPELINE_EXECUTOR` where Dagster runs: how a run's steps are executed.
-EXECUTORS = ("multiprocess", "celery", "k8s")
+EXECUTORS = ("in_process", "multiprocess", "celery", "k8s")
 
 
-def executor_from_env() -> dg.ExecutorDefinition | None:
-    """The deployment's executor: Dagster's default (`make run`), Celery workers (deploy/), or
-    one Kubernetes job per step (Helm). Celery's broker and result backend come from
-    DAGSTER_CELERY_BROKER_URL and DAGSTER_CELERY_BACKEND_URL, as in deploy/celery.yaml."""
-    name = os.environ.get("PIPELINE_EXECUTOR") or "multiprocess"
+def executor_from_env() -> dg.ExecutorDefinition:
+    """The deployment's executor, the one place that chooses how steps run.
+
+    `in_process` (the default, `make run`): a run's steps run one after another in the run's own
+    process. An import's steps depend on each other anyway, and a process per step cost 10–25 s
+    of start-up per step on 2 busy cores against 1–10 s of work (bench/RESULTS.md).
+    `multiprocess`: Dagster's process per step. `celery`: Celery workers (deploy/), broker and
+    result backend from DAGSTER_CELERY_BROKER_URL and DAGSTER_CELERY_BACKEND_URL, as in
+    deploy/celery.yaml. `k8s`: one Kubernetes job per step (Helm).
+    """
+    name = os.environ.get("PIPELINE_EXECUTOR") or "in_process"
+    if name == "in_process":
+        return dg.in_process_executor
     if name == "multiprocess":
-        return None
+        return dg.multiprocess_executor
     if name == "celery":
         from dagster_celery import celery_executor
 

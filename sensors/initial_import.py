@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import sqlalchemy as sa
 
-from assignar_pipeline.bulk import IN_PROCESS
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.sync_settings import SyncSettings, read_settings
 from resources.pay import PayDatabaseResource
@@ -75,7 +74,7 @@ def run_request(plan: InitialImport) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=f"initial-import:{plan.connection_id}",
         asset_selection=[dg.AssetKey(a) for a in plan.assets],
-        run_config={"resources": {"scope": {"config": {"connections": [plan.key]}}}, **IN_PROCESS},
+        run_config={"resources": {"scope": {"config": {"connections": [plan.key]}}}},
         tags={
             "dagster/asset_partition_range_start": plan.first.isoformat(),
             "dagster/asset_partition_range_end": plan.last.isoformat(),

@@ -44,8 +44,7 @@ def test_presets_cover_full_history_three_months_and_explicit_dates():
 
 def test_print_shows_the_launch_partition_backfill_request(monkeypatch):
     """`bulk-import --print` shows the mutation with the chosen dated assets over the range, the
-    connections and filters as run config (steps in the run's process), and the bulk-import
-    tag."""
+    connections and filters as run config, and the bulk-import tag."""
     result = CliRunner().invoke(
         main,
         ["bulk-import", "--connection", "acme", "--connection", "beta", "--from", "2024-02-01",
@@ -70,8 +69,7 @@ def test_print_shows_the_launch_partition_backfill_request(monkeypatch):
                     "workers": ["E-1001"],
                 }
             }
-        },
-        "execution": {"config": {"in_process": {}}},
+        }
     }
     tags = {t["key"]: t["value"] for t in params["tags"]}
     assert tags == {"assignar/operation": "bulk_import", "assignar/connections": "acme,beta"}

@@ -50,10 +50,7 @@ def test_a_new_connection_gets_its_last_28_days_alone_and_only_once(pay_engine, 
         assert request.tags["dagster/asset_partition_range_start"] == str(today - timedelta(27))
         assert request.tags["dagster/asset_partition_range_end"] == str(today)
         assert request.tags["assignar/operation"] == "initial_import"
-        assert request.run_config == {
-            "resources": {"scope": {"config": {"connections": [key]}}},
-            "execution": {"config": {"in_process": {}}},
-        }
+        assert request.run_config == {"resources": {"scope": {"config": {"connections": [key]}}}}
     assert dg.AssetKey("pay_orders") in requests["perth"].asset_selection
     assert dg.AssetKey("pay_orders") not in requests["denver"].asset_selection
     assert dg.AssetKey("pay_timesheets") in requests["denver"].asset_selection

@@ -116,14 +116,16 @@ def test_celery_workers_and_executor_share_one_broker_and_backend(
 
 
 def test_the_executor_follows_pipeline_executor(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unset: Dagster's default (make run); celery and k8s name their executors; anything else is
-    refused with the accepted names."""
+    """Unset: steps in the run's own process (make run); the others name their executors;
+    anything else is refused with the accepted names."""
     monkeypatch.delenv("PIPELINE_EXECUTOR", raising=False)
-    assert executor_from_env() is None
+    assert executor_from_env().name == "in_process"
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "multiprocess")
+    assert executor_from_env().name == "multiprocess"
     monkeypatch.setenv("PIPELINE_EXECUTOR", "k8s")
     assert executor_from_env().name == "k8s"
     monkeypatch.setenv("PIPELINE_EXECUTOR", "dask")
-    with pytest.raises(ValueError, match="multiprocess, celery, k8s"):
+    with pytest.raises(ValueError, match="in_process, multiprocess, celery, k8s"):
         executor_from_env()
 
 
