@@ -18,9 +18,12 @@ PRE_KINDS = ("maintenance", "rate_limit", "server_error", "slow", "request_rate"
 POST_KINDS = ("drop", "malformed_json", "malformed_record")
 # Modes: still counted per matching request, but default to "until cleared".
 MODE_KINDS = ("wrong_region", "api_access_disabled", "drift", "request_rate")
-# Immediate actions, not stored.
+# Changes to the tenant made right after a list page has been answered (the reader is mid-list).
+CHURN_KINDS = ("churn",)
+# Actions: immediate, or (with `after_requests`) stored and run once that many matching requests
+# have been answered, so that they land in the middle of a run.
 ACTION_KINDS = ("revoke_tokens", "rotate_credentials")
-KINDS = frozenset((*PRE_KINDS, *POST_KINDS, *MODE_KINDS, *ACTION_KINDS))
+KINDS = frozenset((*PRE_KINDS, *POST_KINDS, *MODE_KINDS, *CHURN_KINDS, *ACTION_KINDS))
 SERVER_ERROR_MESSAGES = {
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -81,6 +84,10 @@ def validate(kind: str, params: dict[str, Any]) -> dict[str, Any]:
         if not 0.0 <= frac < 1.0:
             raise FaultError("drop fraction must be in [0, 1)")
         out["fraction"] = frac
+    elif kind in ACTION_KINDS and out.get("after_requests") is not None:
+        after = out["after_requests"]
+        if not isinstance(after, int) or after < 1:
+            raise FaultError("after_requests must be a positive integer")
     elif kind == "request_rate":
         rps = float(out.get("rps", 10))
         if rps <= 0:
@@ -99,7 +106,10 @@ class Faults:
     def add(self, kind: str, count: int | None, path: str | None, params: dict[str, Any]) -> Fault:
         params = validate(kind, params)
         if kind in ACTION_KINDS:
-            raise FaultError(f"{kind} is an action, not a stored fault")
+            if params.get("after_requests") is None:
+                raise FaultError(f"{kind} is an immediate action unless after_requests is given")
+            # Counts down matching requests; the action runs when the count reaches zero.
+            count = params["after_requests"]
         if count is not None and count < 1:
             raise FaultError("count must be a positive integer or null")
         fault = Fault(kind, count, path, params)
