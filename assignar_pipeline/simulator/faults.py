@@ -2,7 +2,9 @@
 
 A fault applies to the next `count` matching requests (None: until cleared). Without a `path` it
 matches requests under /v2 (and, for `maintenance` and `api_access_disabled`, the token endpoint);
-with one it matches requests whose path starts with it. Control endpoints are never faulted.
+with one it matches requests whose path starts with it. With `after_requests` n, it lets the first
+n matching requests through (an action runs right after the n-th). Control endpoints are never
+faulted.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Fault:
     path: str | None
     params: dict[str, Any] = field(default_factory=dict)
     applied: int = 0
+    waiting: int = 0  # matching requests still to let through before the fault starts
     # request_rate: recent request times per client key
     window: dict[str, deque[float]] = field(default_factory=dict)
 
@@ -84,11 +87,11 @@ def validate(kind: str, params: dict[str, Any]) -> dict[str, Any]:
         if not 0.0 <= frac < 1.0:
             raise FaultError("drop fraction must be in [0, 1)")
         out["fraction"] = frac
-    elif kind in ACTION_KINDS and out.get("after_requests") is not None:
+    if out.get("after_requests") is not None:
         after = out["after_requests"]
         if not isinstance(after, int) or after < 1:
             raise FaultError("after_requests must be a positive integer")
-    elif kind == "request_rate":
+    if kind == "request_rate":
         rps = float(out.get("rps", 10))
         if rps <= 0:
             raise FaultError("request_rate rps must be positive")
@@ -112,7 +115,8 @@ class Faults:
             count = params["after_requests"]
         if count is not None and count < 1:
             raise FaultError("count must be a positive integer or null")
-        fault = Fault(kind, count, path, params)
+        waiting = 0 if kind in ACTION_KINDS else params.get("after_requests") or 0
+        fault = Fault(kind, count, path, params, waiting=waiting)
         self.active.append(fault)
         return fault
 
@@ -125,6 +129,9 @@ class Faults:
             if fault.kind not in kinds or not fault.matches(path):
                 continue
             if fault.kind == "request_rate" and not self._over_rate(fault, client_key):
+                continue
+            if fault.kind not in ACTION_KINDS and fault.waiting > 0:
+                fault.waiting -= 1  # `after_requests`: let this many matching requests through
                 continue
             self._consume(fault)
             return fault

@@ -280,6 +280,13 @@ def test_rotate_credentials_after_requests_refuses_the_old_secret_mid_run(api: A
     assert token_status(api, new_secret).status_code == 200
 
 
+def test_after_requests_lets_the_first_requests_through(api: Api):
+    """server_error with after_requests=2: two answers, then the outage, on that path only."""
+    inject(api, "server_error", count=None, status=503, after_requests=2, path="/v2/users")
+    assert [api.get("/users").status_code for _ in range(4)] == [200, 200, 503, 503]
+    assert api.get("/projects/").status_code == 200
+
+
 def test_action_faults_check_after_requests(api: Api):
     """after_requests must be a positive integer."""
     resp = api.control("POST", "faults", kind="revoke_tokens", after_requests=0)
