@@ -33,6 +33,8 @@ from assignar_pipeline.staging import (
     void_vanished,
 )
 
+#: Records per API page (the API allows up to 1000).
+PAGE_SIZE = 500
 #: Records validated and written together; bounds memory whatever the size of a window.
 CHUNK_RECORDS = 5_000
 #: A long date range is fetched this many days at a time so that the ids kept for voiding stay
@@ -169,7 +171,8 @@ def _refresh(
     with engine.connect() as conn:
         filters, local_scope = _filters(conn, client, connection, entity, window, scope)
     seen: set[int] = set()
-    for records in _chunks(client.iter_pages(RESOURCES[entity], filters=filters), CHUNK_RECORDS):
+    pages = client.iter_pages(RESOURCES[entity], filters=filters, page_size=PAGE_SIZE)
+    for records in _chunks(pages, CHUNK_RECORDS):
         validated = validate(entity, records, timezone=connection.timezone)
         rows = [r for r in validated.rows if local_scope is None or local_scope(r)]
         result.fetched += len(rows) + len(validated.quarantined)

@@ -61,6 +61,7 @@ class Pipeline:
         selection: list[str] | None = None,
         window: tuple[date, date] | None = LAST_4_WEEKS,
         connections: list[str] | None = None,
+        assignar: AssignarResource | None = None,
         **scope: Any,
     ) -> dg.ExecuteInProcessResult:
         """Run assets as the UI would: a ranged run over `window` (end exclusive)."""
@@ -76,12 +77,16 @@ class Pipeline:
             instance=self.instance,
             tags=tags,
             resources={
-                "assignar": AssignarResource(),
+                "assignar": assignar or AssignarResource(),
                 "pay": PayDatabaseResource(url=self.url),
                 "scope": SyncScope(connections=connections or [], **scope),
             },
             raise_on_error=False,
         )
+
+    def connection_id(self, key: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(t.connection.c.id).where(t.connection.c.key == key)).scalar()
 
     def checksums(self) -> dict[str, str]:
         """Checksums of every Pay, link, staging and hold table (not the run bookkeeping)."""
