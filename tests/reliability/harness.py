@@ -102,6 +102,7 @@ FAULTS = [
     Fault("connection dropped mid-body", "drop", {"count": 2, "fraction": 0.5}),
     Fault("page of malformed JSON", "malformed_json", {"count": 1}),
     Fault("malformed JSON every time", "malformed_json", {"count": None}, "fails", "invalid JSON"),
+    Fault("record with wrong types", "malformed_record", {"count": 1}, "quarantines"),
     Fault("maintenance window", "maintenance", {"count": 2, "retry_after": 1}),
     Fault("maintenance outlasting", "maintenance", {"count": None}, "fails", "maintenance"),
     Fault("token revoked mid-run", "revoke_tokens", {"after_requests": 1}),
