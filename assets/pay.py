@@ -20,7 +20,7 @@ from assignar_pipeline.reconcile.conflicts import (
     RATE_DIFFERENCE,
     WORKER_MISMATCH,
 )
-from assignar_pipeline.sync import LoadResult, load_for
+from assignar_pipeline.sync import LoadResult, load_for, loadable
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
 
@@ -88,7 +88,8 @@ def _load(
 ) -> tuple[list[LoadResult], dict, dict]:
     connections = connections_in_scope(pay, scope)
     window = window_of(context) if dated else None
-    results = load_for(pay.engine, connections, entity, run_id=context.run_id, window=window)
+    complete = loadable(pay.engine, connections, entity, run_id=context.run_id)
+    results = load_for(pay.engine, complete, entity, run_id=context.run_id, window=window)
     loaded = sum(
         r.counts.inserted + r.counts.updated + r.counts.unchanged + r.counts.linked for r in results
     )

@@ -98,6 +98,13 @@ FAULTS = [
     ),
     Fault("5xx burst", "server_error", {"count": 2, "status": 502}),
     Fault("5xx outage", "server_error", {"count": None, "status": 503}, "fails", "did not answer"),
+    Fault(
+        "5xx outage after the first page",
+        "server_error",
+        {"count": None, "status": 500, "after_requests": 1},
+        "fails",
+        "did not answer",
+    ),
     Fault("slower than the timeout", "slow", {"count": 1, "delay": 1.6}),
     Fault("connection dropped mid-body", "drop", {"count": 2, "fraction": 0.5}),
     Fault("page of malformed JSON", "malformed_json", {"count": 1}),
