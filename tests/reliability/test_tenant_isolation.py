@@ -14,11 +14,17 @@ from hypothesis import strategies as st
 
 from assignar_pipeline import extract
 from assignar_pipeline.connections import (
+    ConnectionRefused,
+    ConnectionRequest,
     active_connections,
+    connect,
     disconnect,
 )
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.pay.database import create_pay_engine, migrate
+from assignar_pipeline.pay.seed import seed_demo
+from assignar_pipeline.settings import Endpoints
+from assignar_pipeline.simulator import DEFAULT_CLIENT_ID
 from tests.reliability import harness
 from tests.support.pipeline import DEMO_OWNER, Pipeline, make_pipeline
 
@@ -99,6 +105,32 @@ def three_teams(tmp_path_factory, _simulator_server, instance) -> str:
         assert result.success
     engine.dispose()
     return str(path)
+
+
+def test_a_second_connection_of_one_team_to_the_same_account_is_refused(
+    pay_engine, simulator, monkeypatch
+):
+    """One team, one Assignar account: a second key for it would import every shift twice."""
+    monkeypatch.setenv("DEMO_SECRET", "demo-secret-change-me")
+    team = seed_demo(pay_engine)
+    endpoints = Endpoints(api_url=simulator.api_url, token_url=simulator.token_url)
+    request = ConnectionRequest(
+        key="demo",
+        team_id=team,
+        user_email=DEMO_OWNER,
+        region="au",
+        client_id=DEFAULT_CLIENT_ID,
+        client_secret_ref="DEMO_SECRET",
+        timezone="Australia/Sydney",
+    )
+    connect(pay_engine, request, endpoints=endpoints)
+    again = ConnectionRequest(**{**request.__dict__, "key": "demo-again"})
+    with pytest.raises(ConnectionRefused) as refused:
+        connect(pay_engine, again, endpoints=endpoints)
+    assert "already imports this Assignar account as 'demo'" in str(refused.value)
+    assert connect(pay_engine, request, endpoints=endpoints)  # the same key: an update, allowed
+    disconnect(pay_engine, "demo")
+    assert connect(pay_engine, again, endpoints=endpoints), "allowed once the first is off"
 
 
 OPERATIONS = st.lists(
