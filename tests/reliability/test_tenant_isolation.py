@@ -26,45 +26,9 @@ from assignar_pipeline.pay.seed import seed_demo
 from assignar_pipeline.settings import Endpoints
 from assignar_pipeline.simulator import DEFAULT_CLIENT_ID
 from tests.reliability import harness
-from tests.support.pipeline import DEMO_OWNER, Pipeline, make_pipeline
+from tests.support.pipeline import DEMO_OWNER, Pipeline, add_team, make_pipeline
 
 KEYS = ("demo", "second", "third")
-
-
-def add_team(engine, name: str) -> int:
-    """Another Pay team with the demo owner as its owner and the demo employees copied, so that
-    employee numbers and emails coincide across teams."""
-    with engine.begin() as conn:
-        team_id = conn.execute(
-            t.team.insert()
-            .values(
-                name=name,
-                account_type="team",
-                country="AU",
-                currency="AUD",
-                timezone="Australia/Sydney",
-            )
-            .returning(t.team.c.id)
-        ).scalar_one()
-        for feature in ("integrations", "job_costing"):
-            conn.execute(
-                t.team_feature.insert().values(team_id=team_id, feature=feature, enabled=True)
-            )
-        owner = conn.execute(sa.select(t.team_role.c.id).where(t.team_role.c.key == "owner"))
-        user = conn.execute(sa.select(t.pay_user.c.id).where(t.pay_user.c.email == DEMO_OWNER))
-        conn.execute(
-            t.team_member.insert().values(
-                team_id=team_id, user_id=user.scalar(), role_id=owner.scalar()
-            )
-        )
-        for e in conn.execute(sa.select(t.employee).where(t.employee.c.team_id == 1)).all():
-            values = {c: getattr(e, c) for c in ("employee_number", "first_name", "last_name")}
-            conn.execute(
-                t.employee.insert().values(
-                    team_id=team_id, email=e.email, status="active", origin="manual", **values
-                )
-            )
-    return team_id
 
 
 def rows_of(engine, connection_id: int, team_id: int) -> dict[str, list]:
