@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from assignar_pipeline.cli import main
 from assignar_pipeline.pay import tables as t
 from tests.reliability.harness import (
     ASSETS,
@@ -157,3 +159,22 @@ def test_run_config_that_cannot_work_is_refused_and_changes_nothing(case_pipelin
         "a refusal is a Failure (not retried), not an exception"
     )
     assert pay_checksums(pipeline.engine) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "2025-02-01", "--to", "2025-01-01"], "ends (2025-01-01) before it starts"),
+        (["--from", "2024-01-01", "--to", "9999-12-31"], "is after today"),
+        (["--from", "1900-01-01"], "is before the first partition"),
+        (["--connection", "nope", "--last-3-months"], "unknown connection key(s): 'nope'"),
+    ],
+)
+def test_bulk_import_refuses_ranges_and_keys_that_cannot_work(args, message, tmp_path, monkeypatch):
+    """Reversed or enormous ranges and unknown connections: one line, exit 1, nothing launched."""
+    monkeypatch.setenv("PAY_DATABASE_URL", f"sqlite:///{tmp_path / 'pay.db'}")
+    monkeypatch.setenv("DAGSTER_URL", "http://127.0.0.1:9")  # nothing may be sent there
+    result = CliRunner().invoke(main, ["bulk-import", *args])
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
