@@ -240,6 +240,13 @@ def _instant(value: Any) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _minutes(value: Any) -> int | None:
+    try:
+        return minutes(value)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def _compare_timesheets(conn, simulator, connection_id, held, quarantined, result) -> None:
     """Every timesheet of the window has one outcome: in Pay with Assignar's minutes, held,
     quarantined, or not approved (absent or void in Pay); nothing else is live in Pay."""
@@ -255,13 +262,16 @@ def _compare_timesheets(conn, simulator, connection_id, held, quarantined, resul
     outcomes = {"loaded": 0, "held": 0, "quarantined": 0, "not approved": 0}
     total = 0  # Assignar's minutes in the window: each lands in exactly one outcome
     for assignar_id, record in expected.items():
-        want = minutes(record["total_time"])
-        total += want
         live = [r for r in by_id.get(assignar_id, []) if r.status != "void"]
+        if _quarantined(quarantined, "timesheets", assignar_id):
+            continue  # its minutes are unreadable or untrusted: counted in quarantine
+        want = _minutes(record["total_time"])
+        if want is None:
+            result.lost.append(f"timesheet {assignar_id}: bad total_time, not in quarantine")
+            continue
+        total += want
         if ("timesheet", assignar_id) in held:
             outcome = "held"
-        elif _quarantined(quarantined, "timesheets", assignar_id):
-            outcome = "quarantined"
         elif record["status"] not in APPROVED_STATUSES:
             outcome = "not approved"
             if live:
