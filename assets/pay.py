@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from assets.assignar import KINDS, OWNERS
+from assets.assignar import DB_RETRY, KINDS, OWNERS
 from assets.partitions import backfill_policy, work_dates
 from assets.reporting import (
     connections_in_scope,
@@ -107,6 +107,7 @@ def _load(
     group_name="pay",
     kinds=KINDS,
     owners=OWNERS,
+    retry_policy=DB_RETRY,
     deps=["assignar_projects"],
     check_specs=[_sync_warning_check("pay_projects")],
 )
@@ -130,6 +131,7 @@ def pay_projects(
     group_name="pay",
     kinds=KINDS,
     owners=OWNERS,
+    retry_policy=DB_RETRY,
     deps=["assignar_workers"],
     check_specs=[_sync_warning_check("pay_employees")],
 )
@@ -153,6 +155,7 @@ def pay_employees(
     group_name="pay",
     kinds=KINDS,
     owners=OWNERS,
+    retry_policy=DB_RETRY,
     partitions_def=work_dates,
     backfill_policy=backfill_policy,
     deps=["assignar_timesheets", "assignar_pay_rates", "pay_projects", "pay_employees"],
@@ -216,6 +219,7 @@ def pay_timesheets(
     group_name="pay",
     kinds=KINDS,
     owners=OWNERS,
+    retry_policy=DB_RETRY,
     partitions_def=work_dates,
     backfill_policy=backfill_policy,
     deps=["assignar_orders", "pay_projects"],

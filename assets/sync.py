@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 from pydantic import Field
 
+from assets.assignar import API_RETRY
 from assets.partitions import HISTORY_START, work_dates
 from assets.reporting import connections_in_scope, table_markdown
 from assignar_pipeline.changes import (
@@ -50,6 +51,7 @@ FIRST_DATE = date.fromisoformat(HISTORY_START)
     description="Apply what changed in Assignar since each connection's cursor, catch deletes in "
     "the lookback window, load the changes into Pay.",
     tags={"kind": "assignar"},
+    retry_policy=API_RETRY,  # a retry resumes at each connection's cursor
 )
 def sync_assignar_changes(
     context: dg.OpExecutionContext,
