@@ -173,6 +173,21 @@ def edit_upstream(simulator: SimulatorServer, entity: str) -> None:
         sim.update(resource, records[-1]["id"], {"contact": "+61 400 000 000"})
 
 
+def edit_loaded_timesheet(pipeline: Pipeline) -> None:
+    """Edit the first timesheet that Pay holds live, so that the next load updates a Pay row."""
+    with pipeline.engine.connect() as conn:
+        loaded = (
+            conn.execute(
+                sa.select(t.timesheet.c.source_external_id)
+                .where(t.timesheet.c.status != "void")
+                .order_by(t.timesheet.c.source_external_id)
+            )
+            .scalars()
+            .first()
+        )
+    pipeline.simulator.simulator.update("timesheets-expanded", loaded, {"total_time": "02:45"})
+
+
 def pay_checksums(engine: Engine) -> dict[str, str]:
     """Checksums of what a Pay reader sees."""
     return {k: v for k, v in table_checksums(engine).items() if k not in NOT_PAY}

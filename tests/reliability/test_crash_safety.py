@@ -7,14 +7,13 @@ import os
 import signal
 
 import pytest
-import sqlalchemy as sa
 
-from assignar_pipeline.pay import tables as t
 from tests.reliability import crash
 from tests.reliability.harness import (
     ASSETS,
     PAY_TABLES,
     WINDOW,
+    edit_loaded_timesheet,
     edit_upstream,
     fast_assignar,
     pay_checksums,
@@ -32,21 +31,6 @@ CASES = [
 ]
 
 
-def _edit_a_loaded_timesheet(pipeline) -> None:
-    """Edit one timesheet that Pay holds live, so that the load has a Pay row to update."""
-    with pipeline.engine.connect() as conn:
-        loaded = (
-            conn.execute(
-                sa.select(t.timesheet.c.source_external_id)
-                .where(t.timesheet.c.status != "void")
-                .order_by(t.timesheet.c.source_external_id)
-            )
-            .scalars()
-            .first()
-        )
-    pipeline.simulator.simulator.update("timesheets-expanded", loaded, {"total_time": "02:45"})
-
-
 def _converges(pipeline) -> None:
     clean = pipeline.materialize(ASSETS["timesheets"], window=WINDOW, assignar=fast_assignar())
     assert clean.success, run_errors(pipeline.engine, clean.run_id)
@@ -62,7 +46,7 @@ def test_sigkill_at_a_point_then_the_next_run_converges(case_pipeline, point):
     run makes Pay equal Assignar."""
     pipeline = case_pipeline
     edit_upstream(pipeline.simulator, "timesheets")
-    _edit_a_loaded_timesheet(pipeline)
+    edit_loaded_timesheet(pipeline)
     before = pay_checksums(pipeline.engine)
     env = {name: os.environ[name] for name in ENV}
     process, _ = crash.start(env, pipeline.url, ASSETS["timesheets"], WINDOW, point)

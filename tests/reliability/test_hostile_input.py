@@ -5,6 +5,8 @@ against every value pandera checks; here the whole run must survive them."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 from assignar_pipeline.cli import main
 from assignar_pipeline.pay import tables as t
+from assignar_pipeline.pay.database import create_pay_engine
 from tests.reliability.harness import (
     ASSETS,
     WINDOW,
@@ -22,6 +25,7 @@ from tests.reliability.harness import (
     truth,
     verdict,
 )
+from tests.support.pipeline import Pipeline
 
 #: JSON-able values no timesheet field should hold, plus ones it may hold but rarely does.
 HOSTILE = st.one_of(
@@ -84,19 +88,25 @@ def _negative_break(record: dict) -> dict:
     return {"activity_entries": entries}
 
 
-@pytest.mark.parametrize("case_pipeline", ["sqlite"], indirect=True)
 @settings(
     max_examples=6,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
-def test_hostile_records_are_quarantined_or_loaded_and_the_run_survives(case_pipeline, data):
+def test_hostile_records_are_quarantined_or_loaded_and_the_run_survives(
+    sqlite_template, small_simulator, instance, monkeypatch, tmp_path_factory, data
+):
     """A few records of a window get hostile values: the run succeeds; each is loaded as served
     or in quarantine with a reason; everything else in the window is loaded."""
-    pipeline = case_pipeline
+    monkeypatch.setenv("ASSIGNAR_API_URL", small_simulator.api_url)
+    monkeypatch.setenv("ASSIGNAR_TOKEN_URL", small_simulator.token_url)
+    monkeypatch.setenv("DEMO_SECRET", "demo-secret-change-me")
+    path = tmp_path_factory.mktemp("hostile") / "pay.db"
+    shutil.copyfile(sqlite_template, path)  # each example starts from the clean import
+    pipeline = Pipeline(create_pay_engine(f"sqlite:///{path}"), small_simulator, 1, instance)
     sim = pipeline.simulator.simulator
-    sim.reset(sim.config)  # each example starts from the generated tenant
+    sim.reset(sim.config)
     records = sorted(truth(pipeline.simulator, "timesheets").values(), key=lambda r: r["id"])
     targets = data.draw(
         st.lists(st.sampled_from(records), min_size=1, max_size=3, unique_by=lambda r: r["id"])
@@ -127,6 +137,7 @@ def test_hostile_records_are_quarantined_or_loaded_and_the_run_survives(case_pip
     # where the simulator says it is now; nothing else may be lost or doubled.
     lost = [x for x in outcome.lost if not any(str(r["id"]) in x for r in targets)]
     assert lost == [] and outcome.duplicates == [], outcome
+    pipeline.engine.dispose()
 
 
 @pytest.mark.parametrize("case_pipeline", ["postgresql"], indirect=True)
