@@ -33,14 +33,14 @@ from tests.reliability import crash, harness
 from tests.support.pipeline import Pipeline, make_pipeline
 from tests.support.postgres import TemporaryPostgres
 
-#: (statement, parameter, how many of them a run makes at least): the run dies at a random one.
+#: (moment, statement, parameter, how many of them a run makes at least): the run dies at one.
 KILL_STATEMENTS = [
-    ("INTO staging_timesheet", None, 2),
-    ("UPDATE timesheet SET", None, 2),
-    ("INSERT INTO sync_log", "pay_", 1),
-    ("INSERT INTO sync_log", "timesheets", 1),
-    ("INTO sync_state", None, 1),
-    ("DELETE FROM sync_hold", None, 1),
+    ("mid-fetch, staging", "INTO staging_timesheet", None, 2),
+    ("mid-transaction, Pay", "UPDATE timesheet SET", None, 2),
+    ("after load, before log", "INSERT INTO sync_log", "pay_", 1),
+    ("after fetch, before log", "INSERT INTO sync_log", "timesheets", 1),
+    ("before sync_state", "INTO sync_state", None, 1),
+    ("mid-transaction, holds", "DELETE FROM sync_hold", None, 1),
 ]
 
 
@@ -108,10 +108,9 @@ class Bench:
 
 def kill_case(bench: Bench, database: str, rng: random.Random) -> harness.CaseRow:
     """A timesheets run killed at a random statement, then a clean run."""
-    sql, param, most = rng.choice(KILL_STATEMENTS)
+    moment, sql, param, most = rng.choice(KILL_STATEMENTS)
     point = crash.KillPoint(f"kill at {sql}", sql, rng.randint(1, most), param)
-    label = f"{sql[:22]}{' ' + param if param else ''}"
-    row = harness.CaseRow(f"SIGKILL: {label} #{point.nth}", "timesheets", database)
+    row = harness.CaseRow(f"SIGKILL {moment} #{point.nth}", "timesheets", database)
     pipeline = bench.pipeline(database)
     harness.edit_upstream(pipeline.simulator, "timesheets")
     harness.edit_loaded_timesheet(pipeline)
