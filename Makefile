@@ -11,7 +11,7 @@ SIMULATOR_PORT ?= 8700
 DAGSTER_PORT ?= 3000
 export UV SIMULATOR_PORT DAGSTER_PORT
 
-.PHONY: help uv sync test lint format run bench bench-small clean deploy-local deploy-down test-deploy
+.PHONY: help uv sync test chaos lint format run bench bench-small clean deploy-local deploy-down test-deploy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -26,6 +26,10 @@ test: sync ## Lint, check formatting, then run the test suite
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) pytest
+
+chaos: sync ## Random fault and kill cases on SQLite and PostgreSQL, seeded; prints a table (CHAOS_SEED=n replays)
+	@mkdir -p .data
+	$(RUN) python -m tests.reliability.chaos 2> .data/chaos.log
 
 lint: sync ## Lint and check formatting without changing files
 	$(RUN) ruff check .

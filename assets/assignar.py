@@ -24,8 +24,15 @@ KINDS = {"python", "sqlalchemy"}
 OWNERS = ["team:data-engineering"]
 #: Steps that call Assignar; the instance's `concurrency: pools:` bounds how many run at once.
 API_POOL = "assignar_api"
+# Step retries are for what the client's own retries do not cover: a dropped database
+# connection, a killed step process. Every write is idempotent under the per-connection lock and
+# newer-wins, notifications come from run-status sensors (once per run, never per attempt), and
+# refusals and per-connection failures raise `dg.Failure(allow_retries=False)`: never retried.
 API_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL,
                            jitter=dg.Jitter.PLUS_MINUS)  # fmt: skip
+#: Loading into Pay touches only the database: a shorter first wait.
+DB_RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL,
+                          jitter=dg.Jitter.PLUS_MINUS)  # fmt: skip
 
 
 def _quarantine_check(entity: str) -> dg.AssetCheckSpec:

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from assets.assignar import KINDS, OWNERS
+from assets.assignar import DB_RETRY, KINDS, OWNERS
 from assets.partitions import backfill_policy, work_dates
 from assets.reporting import (
     connections_in_scope,
@@ -20,7 +20,7 @@ from assignar_pipeline.reconcile.conflicts import (
     RATE_DIFFERENCE,
     WORKER_MISMATCH,
 )
-from assignar_pipeline.sync import LoadResult, load_for
+from assignar_pipeline.sync import LoadResult, load_for, loadable
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
 
@@ -88,7 +88,8 @@ def _load(
 ) -> tuple[list[LoadResult], dict, dict]:
     connections = connections_in_scope(pay, scope)
     window = window_of(context) if dated else None
-    results = load_for(pay.engine, connections, entity, run_id=context.run_id, window=window)
+    complete = loadable(pay.engine, connections, entity, run_id=context.run_id)
+    results = load_for(pay.engine, complete, entity, run_id=context.run_id, window=window)
     loaded = sum(
         r.counts.inserted + r.counts.updated + r.counts.unchanged + r.counts.linked for r in results
     )
@@ -106,6 +107,7 @@ def _load(
     group_name="pay",
     kinds=KINDS,
     owners=OWNERS,
+    retry_policy=DB_RETRY,
     deps=["assignar_projects"],
     check_specs=[_sync_warning_check("pay_projects")],
 )
@@ -129,6 +131,7 @@ def pay_projects(
     group_name="pay",
     kinds=KINDS,
     owners=OWNERS,
+    retry_policy=DB_RETRY,
     deps=["assignar_workers"],
     check_specs=[_sync_warning_check("pay_employees")],
 )
@@ -152,6 +155,7 @@ def pay_employees(
     group_name="pay",
     kinds=KINDS,
     owners=OWNERS,
+    retry_policy=DB_RETRY,
     partitions_def=work_dates,
     backfill_policy=backfill_policy,
     deps=["assignar_timesheets", "assignar_pay_rates", "pay_projects", "pay_employees"],
@@ -215,6 +219,7 @@ def pay_timesheets(
     group_name="pay",
     kinds=KINDS,
     owners=OWNERS,
+    retry_policy=DB_RETRY,
     partitions_def=work_dates,
     backfill_policy=backfill_policy,
     deps=["assignar_orders", "pay_projects"],

@@ -6,15 +6,20 @@ from typing import Any
 
 import dagster as dg
 
-from assignar_pipeline.connections import ConnectionRow, active_connections
+from assignar_pipeline.connections import ConnectionRow, ConnectionsError, active_connections
 from assignar_pipeline.sync import failed_in_run
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
 
 
 def connections_in_scope(pay: PayDatabaseResource, scope: SyncScope) -> list[ConnectionRow]:
-    """The run's connections: those named in run config, else every active one."""
-    return active_connections(pay.engine, scope.connections or None)
+    """The run's connections: those named in run config, else every active one.
+
+    A key that names no active connection fails the step at once (retrying cannot help)."""
+    try:
+        return active_connections(pay.engine, scope.connections or None)
+    except ConnectionsError as exc:
+        raise dg.Failure(description=f"Refused: {exc}", allow_retries=False) from None
 
 
 def window_of(context: dg.AssetExecutionContext) -> tuple[date, date]:

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 from pydantic import Field
 
-from assets.assignar import API_POOL
+from assets.assignar import API_POOL, API_RETRY
 from assets.partitions import HISTORY_START, work_dates
 from assets.reporting import connections_in_scope, table_markdown
 from assignar_pipeline.changes import (
@@ -52,6 +52,7 @@ FIRST_DATE = date.fromisoformat(HISTORY_START)
     "the lookback window, load the changes into Pay.",
     tags={"kind": "assignar"},
     pool=API_POOL,
+    retry_policy=API_RETRY,  # a retry resumes at each connection's cursor
 )
 def sync_assignar_changes(
     context: dg.OpExecutionContext,

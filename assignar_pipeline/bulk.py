@@ -128,6 +128,11 @@ def date_range(
     if start is None:
         raise BulkImportError("Give a range: --full-history, --last-3-months, or --from DATE.")
     end = end or today
+    if end > today:
+        raise BulkImportError(
+            f"{end} is after today ({today}): the last partition is today; give --to {today} "
+            "or an earlier date."
+        )
     if start < history_start:
         raise BulkImportError(
             f"{start} is before the first partition ({history_start}); set PIPELINE_HISTORY_START "

@@ -24,7 +24,7 @@ from assignar_pipeline.bulk import (
     parse_at,
     queue,
 )
-from assignar_pipeline.connections import ConnectionsError, all_connections
+from assignar_pipeline.connections import ConnectionsError, active_connections, all_connections
 from assignar_pipeline.pay.database import create_pay_engine, database_url, migrate
 from assignar_pipeline.sync_settings import (
     SettingsChange,
@@ -296,6 +296,8 @@ def bulk_import_command(
         if print_only:
             click.echo(json.dumps(graphql_request(spec), indent=2))
             return
+        if connections:
+            _check_connections(connections)
         if at:
             engine = _engine()
             try:
@@ -311,6 +313,17 @@ def bulk_import_command(
         _fail(str(exc))
     click.echo(f"Launched backfill {backfill_id}: {spec.describe()}")
     click.echo(f"  progress: {dagster_url.rstrip('/')}/runs/b/{backfill_id}")
+
+
+def _check_connections(keys: tuple[str, ...]) -> None:
+    """Refuse unknown or disconnected keys before anything is launched or queued."""
+    engine = _engine()
+    try:
+        active_connections(engine, list(keys))
+    except ConnectionsError as exc:
+        _fail(str(exc))
+    finally:
+        engine.dispose()
 
 
 SYNC_COMMANDS = [settings_command, sync_log_command, bulk_import_command]

@@ -145,6 +145,7 @@ def _store(engine: Engine, request: ConnectionRequest, values: dict) -> int:
         try:
             with engine.begin() as conn:
                 existing = _by_key(conn, request.key)
+                _check_account_once(conn, request, values["region"])
                 if existing is None:
                     return conn.execute(
                         t.connection.insert()
@@ -276,6 +277,26 @@ def _check_key_owner(existing: ConnectionRow, request: ConnectionRequest) -> Non
         raise ConnectionRefused(
             f"The connection key {request.key!r} already belongs to Pay team {existing.team_id}: "
             "choose another key for this team."
+        )
+
+
+def _check_account_once(conn: Connection, request: ConnectionRequest, region: str) -> None:
+    """One team imports one Assignar account once: a second key would pay every shift twice."""
+    c = t.connection.c
+    other = conn.execute(
+        sa.select(c.key).where(
+            c.team_id == request.team_id,
+            c.region == region,
+            c.client_id == request.client_id,
+            c.status == "active",
+            c.key != request.key,
+        )
+    ).scalar()
+    if other is not None:
+        raise ConnectionRefused(
+            f"Pay team {request.team_id} already imports this Assignar account as {other!r} "
+            f"(client id {request.client_id!r}): a second connection would import every shift "
+            f"twice. Change {other!r} instead, or disconnect it first."
         )
 
 

@@ -187,6 +187,9 @@ def _refresh(
         filters, local_scope = _filters(conn, client, connection, entity, window, scope)
     seen: set[int] = set()
     written = 0
+    # A quarantined record without a readable id could be any staged record of the window, so
+    # nothing of the window is voided this time (the next fetch that reads it does the voiding).
+    unidentified = False
     pages = client.iter_pages(
         RESOURCES[entity], filters=filters, fields=FIELDS.get(entity), page_size=PAGE_SIZE
     )
@@ -200,6 +203,7 @@ def _refresh(
         result.newest = max(stamps, default=None)
         seen.update(r["assignar_id"] for r in rows)
         seen.update(int(q.assignar_id) for q in validated.quarantined if _is_int(q.assignar_id))
+        unidentified |= not all(_is_int(q.assignar_id) for q in validated.quarantined)
         with engine.begin() as conn:
             lock_connection(conn, connection.id)
             counts = stage_rows(conn, entity, connection.id, rows, fetch_started_at)
@@ -217,7 +221,7 @@ def _refresh(
     with engine.begin() as conn:
         lock_connection(conn, connection.id)
         refresh_statistics(conn, [STAGING[entity]], written)
-        if _is_complete(entity, scope):
+        if _is_complete(entity, scope) and not unidentified:
             result.voided += len(
                 void_vanished(
                     conn,

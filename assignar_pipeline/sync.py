@@ -126,6 +126,44 @@ def load_for(
     return results
 
 
+def loadable(
+    engine: Engine, connections: Sequence[ConnectionRow], entity: str, *, run_id: str
+) -> list[ConnectionRow]:
+    """The connections whose fetch of `entity` did not fail earlier in this run.
+
+    A fetch that failed part-way may have staged some pages of a window and not voided what
+    vanished; loading that would show Pay readers half a window. Such a connection's Pay rows
+    stay as the last complete fetch left them, and the sync log says why.
+    """
+    with engine.connect() as conn:
+        failed = set(
+            conn.execute(
+                sa.select(sync_log.c.connection_id).where(
+                    sync_log.c.run_id == run_id,
+                    sync_log.c.entity == entity,
+                    sync_log.c.error.is_not(None),
+                )
+            ).scalars()
+        )
+    if failed:
+        now = _utcnow()
+        with engine.begin() as conn:
+            for connection in connections:
+                if connection.id in failed:
+                    conn.execute(
+                        sync_log.insert().values(
+                            connection_id=connection.id,
+                            run_id=run_id,
+                            entity=f"pay_{entity}",
+                            started_at=now,
+                            finished_at=now,
+                            error=f"Not loaded into Pay: fetching {entity} from Assignar failed "
+                            "in this run; Pay keeps what the last complete fetch loaded.",
+                        )
+                    )
+    return [c for c in connections if c.id not in failed]
+
+
 def failed_in_run(engine: Engine, run_id: str) -> dict[str, str]:
     """Connection key → first error logged by this run (for naming them when the run fails)."""
     with engine.connect() as conn:

@@ -10,7 +10,7 @@ import dagster as dg
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
-from assignar_pipeline.client import AssignarClient, RateLimiter
+from assignar_pipeline.client import AssignarClient, RateLimiter, RetryPolicy
 from assignar_pipeline.connections import ConnectionRow, secret_for, secret_from_env
 from assignar_pipeline.ratelimit import SharedTokenBucket, account_key
 from assignar_pipeline.settings import Secret, endpoints_for
@@ -25,6 +25,11 @@ class AssignarResource(dg.ConfigurableResource):
         "through the Pay database; default ASSIGNAR_MAX_REQUESTS_PER_SECOND, else none.",
     )
     timeout_seconds: float = Field(default=30.0, description="Per-request timeout.")
+    retry_max_seconds: float = Field(
+        default=300.0,
+        description="How long one request may keep retrying 429s, 5xx, timeouts and dropped "
+        "connections (backoff with jitter) before the connection's sync fails with the error.",
+    )
 
     def client_for(self, connection: ConnectionRow, engine: Engine | None = None) -> AssignarClient:
         """A client for one connection, its secret read from the variable the connection names.
@@ -61,6 +66,7 @@ class AssignarResource(dg.ConfigurableResource):
             region,
             endpoints=endpoints_for(region),
             timeout=self.timeout_seconds,
+            retry=RetryPolicy(max_total=self.retry_max_seconds),
             rate_limiter=limiter,
             max_requests_per_second=None if limiter else self.rate(),
         )

@@ -30,6 +30,7 @@ from assignar_pipeline.settings import Endpoints
 from assignar_pipeline.simulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from resources.pay import PayDatabaseResource
 from tests.support.pay import cells_containing, table_checksums
+from tests.support.pipeline import add_team
 
 SECRET_ENV = "DEMO_ASSIGNAR_SECRET"
 OWNER = "priya.raman@example.com"
@@ -308,8 +309,14 @@ def test_disconnect_of_an_unknown_key_lists_the_known_ones(pay_engine, team, end
 
 def test_active_connections_by_key_and_all(pay_engine, team, endpoints):
     """No keys: every active connection; keys: those, in order; unknown or disconnected: named."""
-    for key in ("b-site", "a-site", "c-site"):
-        connect(pay_engine, _request(team, key=key), environ=_env(), endpoints=endpoints)
+    # One team connects one Assignar account once: three teams, one key each.
+    teams = {
+        "b-site": team,
+        "a-site": add_team(pay_engine, "A"),
+        "c-site": add_team(pay_engine, "C"),
+    }
+    for key, team_id in teams.items():
+        connect(pay_engine, _request(team_id, key=key), environ=_env(), endpoints=endpoints)
     disconnect(pay_engine, "c-site")
     assert [c.key for c in active_connections(pay_engine)] == ["a-site", "b-site"]
     assert [c.key for c in active_connections(pay_engine, ["b-site", "a-site"])] == [

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
+from assignar_pipeline.connections import disconnect
 from assignar_pipeline.definitions import defs
 from assignar_pipeline.simulator import TenantConfig
 from resources import AssignarResource, PayDatabaseResource, SyncScope
@@ -71,6 +72,7 @@ def test_the_requested_import_runs_and_fills_staging_for_that_connection(
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     simulator.simulator.reset(TenantConfig(now=now, days=35))
     pipeline = make_pipeline(pay_engine, simulator, instance, monkeypatch)  # connects 'demo'
+    disconnect(pay_engine, "demo")  # one team connects one Assignar account once
     pipeline.connect("later", "DEMO_SECRET")
     first = _evaluate(pay_engine, instance)
     request = next(r for r in first.run_requests if r.tags["assignar/connections"] == "later")

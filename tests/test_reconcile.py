@@ -23,6 +23,7 @@ from resources import PayDatabaseResource
 from tests.support.pipeline import (
     LAST_4_WEEKS,
     Pipeline,
+    add_team,
     make_pipeline,
     staged_timesheets,
 )
@@ -496,7 +497,8 @@ def test_status_says_connected_sync_warning_or_error(synced, monkeypatch):
     assert "holds: " in detail.output and " timesheets (2025-" in detail.output
 
     monkeypatch.setenv("SECOND_SECRET", "demo-secret-change-me")
-    second = synced.connect("second", "SECOND_SECRET")
+    # Another team: one team connects one Assignar account once.
+    second = synced.connect("second", "SECOND_SECRET", team_id=add_team(engine, "Second"))
     with engine.connect() as conn:
         assert connection_status(conn, second).state == "Connected"
     monkeypatch.setenv("SECOND_SECRET", "rotated-away")

@@ -17,8 +17,16 @@ import orjson
 
 from . import resources as res
 from .data import TenantConfig
-from .faults import POST_KINDS, PRE_KINDS, SERVER_ERROR_MESSAGES, Fault, FaultError
-from .mutations import drift
+from .faults import (
+    ACTION_KINDS,
+    CHURN_KINDS,
+    POST_KINDS,
+    PRE_KINDS,
+    SERVER_ERROR_MESSAGES,
+    Fault,
+    FaultError,
+)
+from .mutations import churn, drift
 from .query import Query, QueryError, execute, parse_query
 from .state import Simulator, UnknownResource
 from .store import Table
@@ -152,14 +160,14 @@ class SimulatorApp:
         if pre is not None and pre.kind == "slow":
             await asyncio.sleep(pre.params["delay"])
             pre = None
-        drift_query: tuple[str, Query] | None = None
+        list_query: tuple[str, Query, list[int]] | None = None
         if pre is not None:
             resp = _pre_fault_response(pre)
         elif path == TOKEN_PATH:
             body = await _read_body(receive)
             resp = self._token(method, authorization, body, path)
         else:
-            resp, drift_query = self._api(method, path, scope, authorization)
+            resp, list_query = self._api(method, path, scope, authorization)
 
         post = None
         if resp.status == 200:
@@ -175,10 +183,20 @@ class SimulatorApp:
             await _send_partial(send, resp, post.params["fraction"])
             raise DropConnection(path)
         await _send(send, resp)
-        if drift_query is not None:
-            with sim.lock:
-                if sim.faults.take(("drift",), path, client_key) is not None:
-                    drift(sim, *drift_query)
+        with sim.lock:
+            if list_query is not None and resp.status == 200:
+                resource, q, slots = list_query
+                # Drift churns only non-empty numbered pages after the first: a keyset reader
+                # (page 1, or no page) is not disturbed, otherwise each page it reads would add
+                # one more to read.
+                numbered = q.page_given and q.page > 1 and slots
+                if numbered and sim.faults.take(("drift",), path, client_key) is not None:
+                    drift(sim, resource, q)
+                if slots and sim.faults.take(CHURN_KINDS, path, client_key) is not None:
+                    churn(sim, resource, q, slots)
+            action = sim.faults.take(ACTION_KINDS, path, client_key)
+            if action is not None and action.remaining == 0:
+                sim.run_action(action.kind, action.params)
 
     def _token(self, method: str, authorization: str | None, body: bytes, path: str) -> Response:
         sim = self.sim
@@ -191,7 +209,7 @@ class SimulatorApp:
 
     def _api(
         self, method: str, path: str, scope: Scope, authorization: str | None
-    ) -> tuple[Response, tuple[str, Query] | None]:
+    ) -> tuple[Response, tuple[str, Query, list[int]] | None]:
         sim = self.sim
         with sim.lock:
             if not sim.auth.check_bearer(authorization):
@@ -220,7 +238,7 @@ class SimulatorApp:
 
     def _list(
         self, spec: res.ResourceSpec, scope: Scope, implicit: tuple[tuple[str, str], ...] = ()
-    ) -> tuple[Response, tuple[str, Query] | None]:
+    ) -> tuple[Response, tuple[str, Query, list[int]] | None]:
         sim = self.sim
         params = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         params += list(implicit)
@@ -240,10 +258,7 @@ class SimulatorApp:
             body = b'{"status":200,"data":{"count":%d,"rows":[%b]}}' % (len(slots), rows)
         else:
             body = b'{"status":200,"data":[%b]}' % rows
-        # Drift churns only non-empty numbered pages after the first: a keyset reader (page 1, or
-        # no page) is not disturbed, otherwise each page it reads would add one more to read.
-        drift_query = (spec.key, q) if q.page_given and q.page > 1 and slots else None
-        return Response(200, body, rows=len(slots), resource=spec), drift_query
+        return Response(200, body, rows=len(slots), resource=spec), (spec.key, q, slots)
 
     def _item(self, spec: res.ResourceSpec, rid_text: str, scope: Scope) -> Response:
         table = self.sim.tables[spec.key]

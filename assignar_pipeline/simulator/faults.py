@@ -2,7 +2,9 @@
 
 A fault applies to the next `count` matching requests (None: until cleared). Without a `path` it
 matches requests under /v2 (and, for `maintenance` and `api_access_disabled`, the token endpoint);
-with one it matches requests whose path starts with it. Control endpoints are never faulted.
+with one it matches requests whose path starts with it. With `after_requests` n, it lets the first
+n matching requests through (an action runs right after the n-th). Control endpoints are never
+faulted.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ PRE_KINDS = ("maintenance", "rate_limit", "server_error", "slow", "request_rate"
 POST_KINDS = ("drop", "malformed_json", "malformed_record")
 # Modes: still counted per matching request, but default to "until cleared".
 MODE_KINDS = ("wrong_region", "api_access_disabled", "drift", "request_rate")
-# Immediate actions, not stored.
+# Changes to the tenant made right after a list page has been answered (the reader is mid-list).
+CHURN_KINDS = ("churn",)
+# Actions: immediate, or (with `after_requests`) stored and run once that many matching requests
+# have been answered, so that they land in the middle of a run.
 ACTION_KINDS = ("revoke_tokens", "rotate_credentials")
-KINDS = frozenset((*PRE_KINDS, *POST_KINDS, *MODE_KINDS, *ACTION_KINDS))
+KINDS = frozenset((*PRE_KINDS, *POST_KINDS, *MODE_KINDS, *CHURN_KINDS, *ACTION_KINDS))
 SERVER_ERROR_MESSAGES = {
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -42,6 +47,7 @@ class Fault:
     path: str | None
     params: dict[str, Any] = field(default_factory=dict)
     applied: int = 0
+    waiting: int = 0  # matching requests still to let through before the fault starts
     # request_rate: recent request times per client key
     window: dict[str, deque[float]] = field(default_factory=dict)
 
@@ -81,7 +87,11 @@ def validate(kind: str, params: dict[str, Any]) -> dict[str, Any]:
         if not 0.0 <= frac < 1.0:
             raise FaultError("drop fraction must be in [0, 1)")
         out["fraction"] = frac
-    elif kind == "request_rate":
+    if out.get("after_requests") is not None:
+        after = out["after_requests"]
+        if not isinstance(after, int) or after < 1:
+            raise FaultError("after_requests must be a positive integer")
+    if kind == "request_rate":
         rps = float(out.get("rps", 10))
         if rps <= 0:
             raise FaultError("request_rate rps must be positive")
@@ -99,10 +109,14 @@ class Faults:
     def add(self, kind: str, count: int | None, path: str | None, params: dict[str, Any]) -> Fault:
         params = validate(kind, params)
         if kind in ACTION_KINDS:
-            raise FaultError(f"{kind} is an action, not a stored fault")
+            if params.get("after_requests") is None:
+                raise FaultError(f"{kind} is an immediate action unless after_requests is given")
+            # Counts down matching requests; the action runs when the count reaches zero.
+            count = params["after_requests"]
         if count is not None and count < 1:
             raise FaultError("count must be a positive integer or null")
-        fault = Fault(kind, count, path, params)
+        waiting = 0 if kind in ACTION_KINDS else params.get("after_requests") or 0
+        fault = Fault(kind, count, path, params, waiting=waiting)
         self.active.append(fault)
         return fault
 
@@ -115,6 +129,9 @@ class Faults:
             if fault.kind not in kinds or not fault.matches(path):
                 continue
             if fault.kind == "request_rate" and not self._over_rate(fault, client_key):
+                continue
+            if fault.kind not in ACTION_KINDS and fault.waiting > 0:
+                fault.waiting -= 1  # `after_requests`: let this many matching requests through
                 continue
             self._consume(fault)
             return fault

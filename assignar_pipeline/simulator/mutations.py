@@ -1,4 +1,5 @@
-"""How the tenant changes while simulated time passes (`advance`) and the `drift` fault's churn.
+"""How the tenant changes while simulated time passes (`advance`), and the `drift` and `churn`
+faults' changes while a list is being read.
 
 Shifts that end inside the advanced interval become new timesheets. On every whole UTC hour the
 clock crosses, a deterministic batch of office work happens at that instant: submissions,
@@ -352,7 +353,34 @@ def drift(sim: Simulator, resource: str, q: Query) -> None:
             sim.delete(resource, table.ids[first[0]])
     if len(table) == 0:
         return
-    source = table.get(table.ids[table.id_slots[len(table.id_slots) // 2]])
+    _copy(sim, resource, table.ids[table.id_slots[len(table.id_slots) // 2]])
+
+
+def churn(sim: Simulator, resource: str, q: Query, slots: list[int]) -> dict[str, int]:
+    """Right after a list page was answered, change the list under the reader: delete the page's
+    first record, edit its last, edit the first record after it (not read yet) and insert a copy
+    of one of its records under a new id (so it sorts after everything read so far).
+
+    A reader that neither skips nor repeats ends with each record that existed throughout exactly
+    once, the edit after the page in its new version, the insert, and the delete still present
+    (read before it happened): the next full read catches up with those two."""
+    table = sim.table(resource)
+    page = [table.ids[slot] for slot in slots]
+    after = execute(table, q, offset=q.offset + len(slots), limit=1)
+    following = table.ids[after[0]] if after else None
+    _copy(sim, resource, page[len(page) // 2])
+    sim.update(resource, page[-1], {})
+    if following is not None:
+        sim.update(resource, following, {})
+    if len(page) > 1:
+        sim.delete(resource, page[0])
+    return {"deleted": int(len(page) > 1), "edited": 1 + (following is not None), "inserted": 1}
+
+
+def _copy(sim: Simulator, resource: str, source_id: int) -> None:
+    """A new record with the content of `source_id`, a fresh id and the simulated now."""
+    table = sim.table(resource)
+    source = table.get(source_id)
     assert source is not None
     source["id"] = sim.next_id(resource)
     if resource == TS:

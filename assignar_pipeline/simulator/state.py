@@ -251,17 +251,27 @@ class Simulator:
         with self.lock:
             if kind in ACTION_KINDS:
                 params = validate(kind, params)
-                if kind == "revoke_tokens":
-                    self.auth.revoke_all()
-                    return {"kind": kind}
-                secret = params.get("client_secret") or secrets.token_urlsafe(24)
-                self.auth.set_credentials(params.get("client_id"), secret)
-                return {"kind": kind, "client_id": self.auth.client_id, "client_secret": secret}
+                if kind == "rotate_credentials":
+                    params["client_secret"] = params.get("client_secret") or secrets.token_urlsafe(
+                        24
+                    )
+                if params.get("after_requests") is not None:
+                    return self.faults.add(kind, None, path, params).describe()
+                return self.run_action(kind, params)
             if count == "default":
                 count = None if kind in MODE_KINDS else 1
             assert count is None or isinstance(count, int)
             fault: Fault = self.faults.add(kind, count, path, params)
             return fault.describe()
+
+    def run_action(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Revoke every token, or accept new credentials (which revokes them too)."""
+        with self.lock:
+            if kind == "revoke_tokens":
+                self.auth.revoke_all()
+                return {"kind": kind}
+            self.auth.set_credentials(params.get("client_id"), params["client_secret"])
+            return {**params, "kind": kind, "client_id": self.auth.client_id}
 
     def clear_faults(self) -> None:
         with self.lock:

@@ -233,6 +233,66 @@ def test_keyset_paging_stays_exact_under_drift(api: Api):
     assert before - after, "the numbered reader caused no drift"
 
 
+def test_churn_changes_the_list_under_a_keyset_reader_that_stays_exact(api: Api):
+    """churn after each page deletes a read record, edits one read and one unread, inserts one:
+    a keyset reader sees every record that existed throughout once, the unread edit in its new
+    version and the insert."""
+    before = {r["id"]: r["modified_time"] for r in api.everything(TS)}
+    inject(api, "churn", count=3, path="/v2/timesheets-expanded")
+    got: dict[int, str] = {}
+    last = 0
+    while chunk := api.rows(TS, sort="id", id__gt=last, page_size=100):
+        assert not set(got) & {r["id"] for r in chunk}, "a record was repeated"
+        got.update({r["id"]: r["modified_time"] for r in chunk})
+        last = chunk[-1]["id"]
+    after = {r["id"]: r["modified_time"] for r in api.everything(TS)}
+    assert api.control("GET", "stats").json()["faults_applied"]["churn"] == 3
+    assert len(before.keys() - after.keys()) == 3, "three deletes"
+    assert len(after.keys() - before.keys()) == 3, "three inserts"
+    assert before.keys() & after.keys() <= got.keys(), (
+        "a record that existed throughout was skipped"
+    )
+    assert after.keys() - before.keys() <= got.keys(), (
+        "an insert sorted after the reader was missed"
+    )
+    edited = {i for i in before.keys() & after.keys() if before[i] != after[i]}
+    assert edited, "nothing was edited"
+    assert any(got[i] == after[i] for i in edited), "no edit ahead of the reader was seen"
+
+
+def test_revoke_tokens_after_requests_lands_mid_list(api: Api):
+    """revoke_tokens with after_requests=2 on a path: the first two reads work, the third is 401,
+    and a new token works again."""
+    inject(api, "revoke_tokens", after_requests=2, path="/v2/users")
+    assert [api.get("/users").status_code for _ in range(3)] == [200, 200, 401]
+    api.token = api.new_token()
+    assert api.get("/users").status_code == 200
+
+
+def test_rotate_credentials_after_requests_refuses_the_old_secret_mid_run(api: Api):
+    """rotate_credentials with after_requests: it happens after that many answers; then the old
+    secret is invalid_client and the returned new one works."""
+    fault = inject(api, "rotate_credentials", after_requests=1, path="/v2/projects/")
+    new_secret = fault["client_secret"]
+    assert api.get("/projects/").status_code == 200
+    assert api.get("/projects/").status_code == 401
+    assert token_status(api).status_code == 401
+    assert token_status(api, new_secret).status_code == 200
+
+
+def test_after_requests_lets_the_first_requests_through(api: Api):
+    """server_error with after_requests=2: two answers, then the outage, on that path only."""
+    inject(api, "server_error", count=None, status=503, after_requests=2, path="/v2/users")
+    assert [api.get("/users").status_code for _ in range(4)] == [200, 200, 503, 503]
+    assert api.get("/projects/").status_code == 200
+
+
+def test_action_faults_check_after_requests(api: Api):
+    """after_requests must be a positive integer."""
+    resp = api.control("POST", "faults", kind="revoke_tokens", after_requests=0)
+    assert resp.status_code == 400
+
+
 def test_request_rate_limit_refuses_bursts(api: Api):
     """request_rate rps=5: a burst of 12 requests gets some 429s with Retry-After."""
     inject(api, "request_rate", rps=5)

@@ -61,6 +61,7 @@ class Pipeline:
         selection: list[str] | None = None,
         window: tuple[date, date] | None = LAST_4_WEEKS,
         connections: list[str] | None = None,
+        assignar: AssignarResource | None = None,
         **scope: Any,
     ) -> dg.ExecuteInProcessResult:
         """Run assets as the UI would: a ranged run over `window` (end exclusive)."""
@@ -76,12 +77,18 @@ class Pipeline:
             instance=self.instance,
             tags=tags,
             resources={
-                "assignar": AssignarResource(),
+                "assignar": assignar or AssignarResource(),
                 "pay": PayDatabaseResource(url=self.url),
                 "scope": SyncScope(connections=connections or [], **scope),
             },
             raise_on_error=False,
         )
+
+    def connection_id(self, key: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(t.connection.c.id).where(t.connection.c.key == key)
+            ).scalar()
 
     def checksums(self) -> dict[str, str]:
         """Checksums of every Pay, link, staging and hold table (not the run bookkeeping)."""
@@ -92,6 +99,42 @@ class Pipeline:
             return conn.execute(
                 sa.select(sa.func.count()).select_from(table).where(*where)
             ).scalar()
+
+
+def add_team(engine, name: str) -> int:
+    """Another Pay team with the demo owner as its owner and the demo employees copied, so that
+    employee numbers and emails coincide across teams."""
+    with engine.begin() as conn:
+        team_id = conn.execute(
+            t.team.insert()
+            .values(
+                name=name,
+                account_type="team",
+                country="AU",
+                currency="AUD",
+                timezone="Australia/Sydney",
+            )
+            .returning(t.team.c.id)
+        ).scalar_one()
+        for feature in ("integrations", "job_costing"):
+            conn.execute(
+                t.team_feature.insert().values(team_id=team_id, feature=feature, enabled=True)
+            )
+        owner = conn.execute(sa.select(t.team_role.c.id).where(t.team_role.c.key == "owner"))
+        user = conn.execute(sa.select(t.pay_user.c.id).where(t.pay_user.c.email == DEMO_OWNER))
+        conn.execute(
+            t.team_member.insert().values(
+                team_id=team_id, user_id=user.scalar(), role_id=owner.scalar()
+            )
+        )
+        for e in conn.execute(sa.select(t.employee).where(t.employee.c.team_id == 1)).all():
+            values = {c: getattr(e, c) for c in ("employee_number", "first_name", "last_name")}
+            conn.execute(
+                t.employee.insert().values(
+                    team_id=team_id, email=e.email, status="active", origin="manual", **values
+                )
+            )
+    return team_id
 
 
 def make_pipeline(engine: Engine, simulator: SimulatorServer, instance, monkeypatch) -> Pipeline:

@@ -284,6 +284,28 @@ class TemporaryPostgres:
                 break
         raise PostgresStartError(f"pg_ctl start failed:\n{last_error}")
 
+    def restart(self) -> None:
+        """Stop the server (fast: open sessions are cut) and start it again on the same port, as
+        a database failover or a host restart does to the clients."""
+        assert self.bin_dir is not None
+        result = self._run(
+            self.bin_dir / "pg_ctl",
+            "restart",
+            "--pgdata",
+            self.data_dir,
+            "--log",
+            self.log_file,
+            "-m",
+            "fast",
+            "--wait",
+            "-o",
+            f"-p {self.port}",
+            timeout=self.start_timeout + 40,
+        )
+        if result.returncode != 0:
+            raise PostgresStartError(f"pg_ctl restart failed:\n{result.stdout}\n{result.stderr}")
+        self._wait_until_accepting()
+
     def _wait_until_accepting(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         while True:
