@@ -21,10 +21,12 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from celery import Celery
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -51,6 +53,11 @@ CHROMIUM_FLAGS = [
 #: The second bulk import's runs end after this long if a worker dies under them (run monitoring).
 KILLED_RUN_MAX_RUNTIME = 35  # its runs take about 6 s here
 RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# The step keys in a Celery task's packed ExecuteStepArgs (plain or JSON-escaped).
+STEP_KEY = re.compile(r'step_keys_to_execute[\\"]*:\s*\[[\\"]*(\w+)')
+#: Seconds the simulator waits before each API answer until the worker is killed, so the step it
+#: runs is still running when the kill lands (a step takes well under a second otherwise).
+SLOW_API_SECONDS = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -248,23 +255,30 @@ def test_killing_a_celery_worker_mid_backfill_still_completes_it_and_pay_stays_e
         ("demo",),
         **{"dagster/max_runtime": str(KILLED_RUN_MAX_RUNTIME)},
     )
+    faults = f"http://127.0.0.1:{deployment.simulator_port}/_simulator/faults"
+    httpx.post(
+        faults, json={"kind": "slow", "delay": SLOW_API_SECONDS, "count": None}
+    ).raise_for_status()
     broker = Celery(broker=deployment.env()["DAGSTER_CELERY_BROKER_URL"])
     victim, victim_run = None, None
     deadline = time.monotonic() + 240
     try:
-        # The worker that runs a step of the backfill while the backfill has runs to go.
+        # The worker that runs an extract step (it waits on the slowed API) of the backfill.
         while victim is None:
             assert time.monotonic() < deadline, "no step of the backfill reached a worker"
             ids = {r["runId"] for r in operate.backfill(url, backfill_id)["runs"]}
             for name, tasks in (broker.control.inspect(timeout=1).active() or {}).items():
                 for task in tasks:
                     packed = json.dumps(task["kwargs"])  # the step's ExecuteStepArgs
+                    if not any(k.startswith("assignar_") for k in STEP_KEY.findall(packed)):
+                        continue
                     for run_id in ids & set(RUN_ID.findall(packed)):
                         victim, victim_run = name.split("@")[0], run_id
             time.sleep(0.2)
     finally:
         broker.close()
     os.killpg(int((deployment.state / "run" / f"{victim}.pid").read_text()), signal.SIGKILL)
+    httpx.delete(faults).raise_for_status()
 
     result = operate.wait_for_backfill(url, backfill_id, timeout=420)
     assert result["status"] == "COMPLETED_SUCCESS", result
@@ -310,8 +324,14 @@ def test_the_ui_shows_the_asset_groups_and_the_backfill_runs(
     try:
         page_text("/asset-groups", "Global asset lineage")
         for group in ("assignar", "pay"):
-            nodes = driver.find_elements(By.XPATH, f"//*[normalize-space(text())='{group}']")
-            assert len(nodes) >= 2, f"group {group} is not in the asset graph (and its list)"
+            # The graph renders after the page's title: wait for the group's node and list entry.
+            named = f"//*[normalize-space(text())='{group}']"
+            try:
+                WebDriverWait(driver, 60).until(
+                    lambda d, named=named: len(d.find_elements(By.XPATH, named)) >= 2
+                )
+            except TimeoutException:
+                pytest.fail(f"group {group} is not in the asset graph (and its list)")
         page_text(
             "/locations/assignar_pipeline/asset-groups/assignar/lineage",
             "assignar_timesheets", "assignar_workers", "assignar_projects",
