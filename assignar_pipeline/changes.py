@@ -52,10 +52,11 @@ from assignar_pipeline.extract import (
     WINDOW_FIELDS,
     ScopeError,
     confirmed_status_ids,
+    log_result,
     record_state,
 )
 from assignar_pipeline.pay.database import lock_connection
-from assignar_pipeline.pay.tables import STAGING, sync_log
+from assignar_pipeline.pay.tables import STAGING
 from assignar_pipeline.schemas import validate
 from assignar_pipeline.staging import (
     StageCounts,
@@ -541,24 +542,6 @@ def log_change(
     started_at: datetime,
     finished_at: datetime,
 ) -> None:
-    """The sync-log row of one entity's sync, failed or not."""
+    """The sync-log row of one entity's sync, failed or not (the same row an extract writes)."""
     with engine.begin() as conn:
-        conn.execute(
-            sync_log.insert().values(
-                connection_id=connection_id,
-                run_id=run_id,
-                entity=change.entity,
-                window_start=change.window[0] if change.window else None,
-                window_end=change.window[1] if change.window else None,
-                fetched=change.fetched,
-                inserted=change.counts.inserted,
-                updated=change.counts.updated,
-                unchanged=change.counts.unchanged + change.counts.stale,
-                voided=change.voided,
-                quarantined=change.quarantined,
-                api_requests=change.api_requests,
-                started_at=started_at,
-                finished_at=finished_at,
-                error=change.error,
-            )
-        )
+        log_result(conn, connection_id, run_id, change, started_at, finished_at)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -389,15 +389,28 @@ def record_state(
         conn.execute(sync_state.insert(), rows)
 
 
+class LoggedWork(Protocol):
+    """What a sync-log row records: an extract's result or a change-detection sync's."""
+
+    entity: str
+    window: tuple[date, date] | None
+    fetched: int
+    counts: StageCounts
+    voided: int
+    quarantined: int
+    api_requests: int
+    error: str | None
+
+
 def log_result(
     conn: Connection,
     connection_id: int,
     run_id: str,
-    result: ExtractResult,
+    result: LoggedWork,
     started_at: datetime,
     finished_at: datetime,
 ) -> None:
-    """The sync-log row of one extract, failed or not."""
+    """The sync-log row of one extract or sync, failed or not."""
     conn.execute(
         sync_log.insert().values(
             connection_id=connection_id,
