@@ -16,6 +16,7 @@ from assignar_pipeline.load import APPROVED_STATUSES
 from assignar_pipeline.pay import tables as t
 from tests.support.pipeline import (
     LAST_4_WEEKS,
+    add_team,
     assert_pay_matches_assignar,
     make_pipeline,
     materialize_in_process,
@@ -111,55 +112,10 @@ def test_malformed_record_is_quarantined_and_the_rest_of_its_page_loads(pipeline
     assert pipeline.count(t.staging_timesheet) == len(truth)
 
 
-def _second_team(pipeline) -> int:
-    """Another Pay team (same people, other ids) for multi-tenant cases."""
-    with pipeline.engine.begin() as conn:
-        team_id = conn.execute(
-            t.team.insert()
-            .values(
-                name="Second Builders",
-                account_type="team",
-                country="AU",
-                currency="AUD",
-                timezone="Australia/Sydney",
-            )
-            .returning(t.team.c.id)
-        ).scalar_one()
-        for feature in ("integrations", "job_costing"):
-            conn.execute(
-                t.team_feature.insert().values(team_id=team_id, feature=feature, enabled=True)
-            )
-        owner_role = conn.execute(
-            sa.select(t.team_role.c.id).where(t.team_role.c.key == "owner")
-        ).scalar()
-        user = conn.execute(
-            sa.select(t.pay_user.c.id).where(t.pay_user.c.email == "priya.raman@example.com")
-        ).scalar()
-        conn.execute(
-            t.team_member.insert().values(team_id=team_id, user_id=user, role_id=owner_role)
-        )
-        employees = conn.execute(
-            sa.select(t.employee).where(t.employee.c.employee_number.is_not(None))
-        ).all()
-        for e in employees:
-            conn.execute(
-                t.employee.insert().values(
-                    team_id=team_id,
-                    employee_number=e.employee_number,
-                    first_name=e.first_name,
-                    last_name=e.last_name,
-                    email=e.email,
-                    status="active",
-                    origin="manual",
-                )
-            )
-    return team_id
-
-
 def test_connections_with_overlapping_ids_never_share_a_row(pipeline, monkeypatch):
     """Two teams importing accounts whose Assignar ids coincide each get their own rows."""
     monkeypatch.setenv("SECOND_SECRET", "demo-secret-change-me")
-    pipeline.connect("second", "SECOND_SECRET", team_id=_second_team(pipeline))
+    pipeline.connect("second", "SECOND_SECRET", team_id=add_team(pipeline.engine, "Second"))
     assert pipeline.materialize().success
     first, second = _connection_id(pipeline, "demo"), _connection_id(pipeline, "second")
     a, b = pay_timesheets(pipeline.engine, first), pay_timesheets(pipeline.engine, second)
@@ -179,7 +135,7 @@ def test_connections_with_overlapping_ids_never_share_a_row(pipeline, monkeypatc
 def test_connection_with_bad_credentials_fails_alone(pipeline, monkeypatch):
     """One connection's rejected secret fails the run, naming it, while the other loads."""
     monkeypatch.setenv("SECOND_SECRET", "demo-secret-change-me")
-    pipeline.connect("second", "SECOND_SECRET", team_id=_second_team(pipeline))
+    pipeline.connect("second", "SECOND_SECRET", team_id=add_team(pipeline.engine, "Second"))
     monkeypatch.setenv("SECOND_SECRET", "rotated-away")
     result = pipeline.materialize()
     assert not result.success
