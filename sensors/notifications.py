@@ -33,14 +33,32 @@ FINISHED_BACKFILL = {
 }
 
 
-def covered_connections(engine, run_config: dict | None) -> list[int]:
-    """The connections a run (or backfill) covered: its run config, else every active one."""
+#: The op job that works on connections; every other op job (connect, test connection,
+#: resolve conflicts, settings) concerns at most a connection that may not exist yet.
+SYNC_JOB = "sync_assignar"
+
+
+def covered_connections(
+    engine, run_config: dict | None, *, covers_connections: bool = True
+) -> list[int]:
+    """The connections a run (or backfill) covered: its run config, else every active one.
+
+    A run that does not work on connections covers none, so that its failure (a refused
+    `connect_assignar` or `resolve_conflicts`) never turns a healthy connection to Error.
+    """
+    if not covers_connections:
+        return []
     scope = ((run_config or {}).get("resources", {}).get("scope", {}) or {}).get("config", {})
     keys = (scope or {}).get("connections") or []
     if keys:
         by_key = {c.key: c.id for c in all_connections(engine)}
         return [by_key[k] for k in keys if k in by_key]
     return [c.id for c in active_connections(engine)]
+
+
+def works_on_connections(run: dg.DagsterRun) -> bool:
+    """Runs that materialize assets and the sync job work on connections; other jobs do not."""
+    return bool(run.asset_selection or run.asset_check_selection) or run.job_name == SYNC_JOB
 
 
 def failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
@@ -98,7 +116,9 @@ def notify_on_success(
     kind = run_kind(run.tags)
     finish_run(pay.engine, run.run_id, "success", kind=kind)
     if kind == "initial_import":
-        connections = covered_connections(pay.engine, run.run_config)
+        connections = covered_connections(
+            pay.engine, run.run_config, covers_connections=works_on_connections(run)
+        )
         url = f"{notify.ui_url()}/runs/{run.run_id}"
         _notify(context, pay, notify, [run.run_id], connections, "import_finished", run.run_id, url)
 
@@ -116,9 +136,11 @@ def notify_on_failure(
         context.failure_event.message or "The run failed."
     )
     finish_run(pay.engine, run.run_id, "failure", kind=kind, error=message[:2000])
-    connections = covered_connections(pay.engine, run.run_config)
+    connections = covered_connections(
+        pay.engine, run.run_config, covers_connections=works_on_connections(run)
+    )
     explained = failed_connections(pay.engine, run.run_id)
-    if not explained:  # nothing of its own: the run itself failed for all of them
+    if not explained and connections:  # nothing of its own: the run itself failed for all of them
         record_run_failure(pay.engine, run.run_id, connections, message, datetime.now(UTC))
         explained = connections
     url = f"{notify.ui_url()}/runs/{run.run_id}"

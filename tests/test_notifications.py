@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from assignar_pipeline.definitions import defs
 from assignar_pipeline.pay import tables as t
+from assignar_pipeline.status import connection_status
 from assignar_pipeline.sync_settings import SettingsChange, change_settings
 from resources import AssignarResource, PayDatabaseResource, SyncScope
 from sensors.notifications import notify_on_failure, notify_on_success
@@ -223,3 +224,58 @@ def test_a_failed_run_is_explained_in_the_sync_log_for_each_connection(pipeline,
         ).all()
     assert [r.entity for r in rows] == ["run"]
     assert "unknown connection key(s): 'no-such-team'" in rows[0].error
+
+
+def _run_refused(pipeline, job: str, op: str, config: dict) -> dg.ExecuteInProcessResult:
+    return defs.get_job_def(job).execute_in_process(
+        instance=pipeline.instance,
+        resources={"pay": PayDatabaseResource(url=pipeline.url)},
+        run_config={"ops": {op: {"config": config}}},
+        raise_on_error=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("job", "op", "config"),
+    [
+        (
+            "connect_assignar",
+            "connect_pay_team",
+            {"key": "new-eu", "team_id": 1, "user_email": "priya.raman@example.com",
+             "region": "eu", "client_id": "demo-client", "client_secret_ref": "NOPE_SECRET",
+             "timezone": "Europe/London"},
+        ),
+        (
+            "resolve_conflicts",
+            "resolve_conflicts_op",
+            {"decided_by": "priya.raman@example.com",
+             "resolutions": [{"conflict": "00000000", "choice": "map", "target": 999999}]},
+        ),
+    ],
+)  # fmt: skip
+def test_a_refused_job_that_concerns_no_connection_changes_no_connection(
+    pipeline, inbox, job, op, config
+):
+    """A refused connect or resolve writes no sync-log row and leaves `demo` as it was."""
+    _, server = inbox
+    pipeline.materialize(["assignar_projects"])
+    with pipeline.engine.connect() as conn:
+        before = connection_status(conn, pipeline.connection_id("demo")).state
+        rows_before = conn.execute(sa.select(sa.func.count()).select_from(t.sync_log)).scalar()
+    result = _run_refused(pipeline, job, op, config)
+    assert not result.success
+    resources = {"pay": PayDatabaseResource(url=pipeline.url), "notify": notify_resource(server)}
+
+    _on_failure(pipeline, result, **resources)
+
+    with pipeline.engine.connect() as conn:
+        assert connection_status(conn, pipeline.connection_id("demo")).state == before
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.sync_log)).scalar() == (
+            rows_before
+        )
+        assert (
+            conn.execute(
+                sa.select(t.sync_run.c.status).where(t.sync_run.c.run_id == result.run_id)
+            ).scalar_one()
+            == "failure"
+        )
