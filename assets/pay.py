@@ -1,5 +1,6 @@
 """Pay assets (group `pay`): staging loaded into Pay's tables through the link table."""
 
+import functools
 from collections.abc import Iterator
 
 import dagster as dg
@@ -20,7 +21,9 @@ from assignar_pipeline.reconcile.conflicts import (
     RATE_DIFFERENCE,
     WORKER_MISMATCH,
 )
+from assignar_pipeline.reconcile.rates import refresh_stale_rates
 from assignar_pipeline.sync import LoadResult, load_for, loadable
+from resources.assignar import AssignarResource
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
 
@@ -85,10 +88,17 @@ def _load(
     scope: SyncScope,
     *,
     dated: bool,
+    assignar: AssignarResource | None = None,
 ) -> tuple[list[LoadResult], dict, dict]:
+    """`assignar`: where to fetch Assignar's rates first when they are stale (timesheets)."""
     connections = connections_in_scope(pay, scope)
     window = window_of(context) if dated else None
     complete = loadable(pay.engine, connections, entity, run_id=context.run_id)
+    if assignar is not None:
+        open_client = functools.partial(assignar.client_for, engine=pay.engine)
+        for r in refresh_stale_rates(pay.engine, complete, open_client, run_id=context.run_id):
+            log = context.log.error if r.error else context.log.info
+            log(f"{r.connection_key}: Assignar pay rates fetched first: {r.error or r.counts}")
     results = load_for(pay.engine, complete, entity, run_id=context.run_id, window=window)
     loaded = sum(
         r.counts.inserted + r.counts.updated + r.counts.unchanged + r.counts.linked for r in results
@@ -175,7 +185,10 @@ def pay_employees(
     ],
 )
 def pay_timesheets(
-    context: dg.AssetExecutionContext, pay: PayDatabaseResource, scope: SyncScope
+    context: dg.AssetExecutionContext,
+    assignar: AssignarResource,
+    pay: PayDatabaseResource,
+    scope: SyncScope,
 ) -> Iterator[dg.MaterializeResult]:
     """Pay timesheets, one per approved Assignar timesheet, by local work date, with lines priced
     at Pay's rate (`timesheet_line.rate`, `amount`, `rate_source`).
@@ -183,9 +196,12 @@ def pay_timesheets(
     Unique on (connection, Assignar id); deleted or un-approved upstream means voided, never
     deleted. A timesheet whose worker, project or rate waits on a conflict is held and loads
     when the conflict is resolved; one Pay has processed or paid is never edited (an upstream
-    change becomes an adjustment conflict).
+    change becomes an adjustment conflict). Assignar's pay rates older than an hour are fetched
+    first, so every timesheet is checked for a Rate Difference.
     """
-    results, metadata, statuses = _load(context, "timesheets", pay, scope, dated=True)
+    results, metadata, statuses = _load(
+        context, "timesheets", pay, scope, dated=True, assignar=assignar
+    )
     ids = [c.id for c in connections_in_scope(pay, scope)]
     with pay.engine.connect() as conn:
         duplicates = duplicate_timesheets(conn, ids)

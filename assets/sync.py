@@ -24,7 +24,7 @@ from assignar_pipeline.changes import (
 )
 from assignar_pipeline.connections import ConnectionsError
 from assignar_pipeline.errors import AssignarError
-from assignar_pipeline.sync import load_for
+from assignar_pipeline.sync import failed_in_run, load_for
 from assignar_pipeline.sync_settings import (
     SettingsChange,
     SettingsError,
@@ -68,7 +68,6 @@ def sync_assignar_changes(
             s.connection_id: s for s in read_settings(conn, ids=[c.id for c in connections])
         }
     open_client = functools.partial(assignar.client_for, engine=engine)
-    failed: dict[str, str] = {}
     rows = []
     for connection in connections:
         setting = settings[connection.id]
@@ -81,7 +80,6 @@ def sync_assignar_changes(
             change = EntityChange("run", error=str(exc))
             now = datetime.now(UTC)
             log_change(engine, connection.id, context.run_id, change, now, now)
-            failed[connection.key] = str(exc)
             context.log.error(f"{connection.key}: {exc}")
             continue
         with client:
@@ -95,9 +93,8 @@ def sync_assignar_changes(
                 load=load_for,
             )
         _report(context, result)
-        if result.error:
-            failed[connection.key] = result.error
         rows.append(_row(result))
+    failed = failed_in_run(engine, context.run_id)  # extracts, rates and loads alike
     statuses = []
     with engine.connect() as conn:
         for connection in connections:

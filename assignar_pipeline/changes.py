@@ -24,6 +24,7 @@ far as its data shows (a record cannot exist before it is created, so no live re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter
@@ -57,6 +58,7 @@ from assignar_pipeline.extract import (
 )
 from assignar_pipeline.pay.database import lock_connection
 from assignar_pipeline.pay.tables import STAGING
+from assignar_pipeline.reconcile.rates import refresh_stale_rates
 from assignar_pipeline.schemas import validate
 from assignar_pipeline.staging import (
     StageCounts,
@@ -517,6 +519,10 @@ def sync_connection(
         for entity in SNAPSHOTS:
             if result.changed(entity):
                 result.loads += load(engine, [connection], entity, run_id=run_id, window=None)
+        if result.dates("timesheets"):  # the loader wants current rates: fetch them first
+            refresh_stale_rates(
+                engine, [connection], lambda _: contextlib.nullcontext(client), run_id=run_id
+            )
         for entity in DATED:
             for window in date_ranges(result.dates(entity)):
                 result.loads += load(engine, [connection], entity, run_id=run_id, window=window)

@@ -33,6 +33,7 @@ from assignar_pipeline.load import (
 from assignar_pipeline.pay.database import lock_connection
 from assignar_pipeline.pay.tables import connection as connection_table
 from assignar_pipeline.pay.tables import sync_log
+from assignar_pipeline.reconcile.rates import RATES_MAX_AGE, stale_rates
 
 LOADERS = {
     "projects": load_projects,
@@ -93,8 +94,14 @@ def load_for(
     window: tuple[date, date] | None,
     now: Callable[[], datetime] = _utcnow,
 ) -> list[LoadResult]:
-    """Load staged `entity` into Pay for each connection, one transaction per window piece."""
+    """Load staged `entity` into Pay for each connection, one transaction per window piece.
+
+    Timesheets load only for connections whose Assignar rates are current (`RATES_MAX_AGE`):
+    the callers fetch them first, and this refuses, in the sync log, whoever did not.
+    """
     results = []
+    if entity == "timesheets":
+        connections = _with_current_rates(engine, connections, run_id, now())
     for connection in connections:
         started, started_at = time.monotonic(), now()
         result = LoadResult(connection.key, entity)
@@ -162,6 +169,32 @@ def loadable(
                         )
                     )
     return [c for c in connections if c.id not in failed]
+
+
+def _with_current_rates(
+    engine: Engine, connections: Sequence[ConnectionRow], run_id: str, now: datetime
+) -> list[ConnectionRow]:
+    stale = {c.id for c in stale_rates(engine, connections, now)}
+    if stale:
+        minutes = int(RATES_MAX_AGE.total_seconds() // 60)
+        with engine.begin() as conn:
+            for connection in connections:
+                if connection.id in stale:
+                    conn.execute(
+                        sync_log.insert().values(
+                            connection_id=connection.id,
+                            run_id=run_id,
+                            entity="pay_timesheets",
+                            started_at=now,
+                            finished_at=now,
+                            error="Not loaded into Pay: Assignar's pay rates were not fetched in "
+                            f"the last {minutes} minutes, so no timesheet could be checked for a "
+                            "Rate Difference. Materialize assignar_pay_rates with pay_timesheets "
+                            "(imports and syncs fetch them first; see the pay_rates row of the "
+                            "sync log if that failed).",
+                        )
+                    )
+    return [c for c in connections if c.id not in stale]
 
 
 def failed_in_run(engine: Engine, run_id: str) -> dict[str, str]:

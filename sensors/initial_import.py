@@ -22,7 +22,14 @@ from resources.pay import PayDatabaseResource
 from sensors.timing import interval
 
 INITIAL_DAYS = 28
-SNAPSHOT_ASSETS = ["assignar_projects", "assignar_workers", "pay_projects", "pay_employees"]
+#: Assignar's pay rates come first, so that every timesheet loaded is checked for a Rate Difference.
+SNAPSHOT_ASSETS = [
+    "assignar_pay_rates",
+    "assignar_projects",
+    "assignar_workers",
+    "pay_projects",
+    "pay_employees",
+]
 DATED_ASSETS = {
     "timesheets": ["assignar_timesheets", "pay_timesheets"],
     "orders": ["assignar_orders", "pay_orders"],

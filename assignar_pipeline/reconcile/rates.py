@@ -15,9 +15,10 @@ then employee, then project, then the team default, each effective on the work d
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -35,6 +36,11 @@ RATE_UNIT = Decimal("0.0001")
 CENT = Decimal("0.01")
 #: Default tolerance: any difference in Pay's scale is a conflict.
 RATE_TOLERANCE = Decimal("0")
+#: How old Assignar's rates may be when timesheets load (`PIPELINE_RATES_MAX_AGE_MINUTES`). Every
+#: path that loads timesheets fetches them first when they are older, and the loader refuses a
+#: connection whose rates are older still, so no timesheet skips the Rate Difference check. An
+#: hour keeps an hourly sync to one fetch of rates per run, and only when timesheets changed.
+RATES_MAX_AGE = timedelta(minutes=int(os.environ.get("PIPELINE_RATES_MAX_AGE_MINUTES") or 60))
 
 
 @dataclass(frozen=True)
@@ -309,3 +315,37 @@ def refresh_rates(
             )
         results.append(result)
     return results
+
+
+def rates_fetched_at(conn: Connection, connection_ids: Sequence[int]) -> dict[int, datetime]:
+    """When each connection's Assignar rates were last fetched without an error."""
+    rows = conn.execute(
+        sa.select(sync_log.c.connection_id, sa.func.max(sync_log.c.finished_at))
+        .where(
+            sync_log.c.connection_id.in_(list(connection_ids)),
+            sync_log.c.entity == "pay_rates",
+            sync_log.c.error.is_(None),
+        )
+        .group_by(sync_log.c.connection_id)
+    ).all()
+    return {connection_id: _utc(at) for connection_id, at in rows if at is not None}
+
+
+def stale_rates(engine: Any, connections: Iterable[Any], now: datetime) -> list[Any]:
+    """The connections importing timesheets whose rates are older than `RATES_MAX_AGE`."""
+    wanted = [c for c in connections if c.import_timesheets]
+    with engine.connect() as conn:
+        fetched = rates_fetched_at(conn, [c.id for c in wanted])
+    return [c for c in wanted if c.id not in fetched or now - fetched[c.id] > RATES_MAX_AGE]
+
+
+def refresh_stale_rates(
+    engine: Any, connections: Iterable[Any], open_client: Any, *, run_id: str
+) -> list[RatesResult]:
+    """Fetch Assignar's rates for the connections whose rates are stale, before a timesheet load."""
+    stale = stale_rates(engine, connections, datetime.now(UTC))
+    return refresh_rates(engine, stale, open_client, run_id=run_id) if stale else []
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
