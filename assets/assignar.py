@@ -10,6 +10,7 @@ from assets.reporting import (
     connections_in_scope,
     fail_if_connections_failed,
     per_connection_metadata,
+    refuse_if_nothing_done,
     window_of,
 )
 from assignar_pipeline.checks import open_quarantine
@@ -66,6 +67,7 @@ def _extract(
     )
     for result in results:
         _log(context, result)
+    refuse_if_nothing_done(context, pay, sum(1 for r in results if not r.error))
     rows = [{"connection": r.connection_key, **r.as_metadata()} for r in results]
     with pay.engine.connect() as conn:
         quarantined = open_quarantine(conn, entity, [c.id for c in connections], window)

@@ -11,6 +11,7 @@ from assets.reporting import (
     connections_in_scope,
     fail_if_connections_failed,
     per_connection_metadata,
+    refuse_if_nothing_done,
     window_of,
 )
 from assignar_pipeline.checks import duplicate_timesheets, minutes_parity, sync_warnings
@@ -100,6 +101,7 @@ def _load(
             log = context.log.error if r.error else context.log.info
             log(f"{r.connection_key}: Assignar pay rates fetched first: {r.error or r.counts}")
     results = load_for(pay.engine, complete, entity, run_id=context.run_id, window=window)
+    refuse_if_nothing_done(context, pay, len(results))
     loaded = sum(
         r.counts.inserted + r.counts.updated + r.counts.unchanged + r.counts.linked for r in results
     )

@@ -18,7 +18,12 @@ from dagster._core.utils import make_new_backfill_id
 from pydantic import Field
 
 from assets.assignar import API_RETRY, KINDS, OWNERS
-from assets.reporting import connections_in_scope, fail_if_connections_failed, table_markdown
+from assets.reporting import (
+    connections_in_scope,
+    fail_if_connections_failed,
+    refuse_if_nothing_done,
+    table_markdown,
+)
 from assignar_pipeline.reconcile.rates import refresh_rates
 from assignar_pipeline.reconcile.resolve import Choice, ResolutionError, resolve_conflicts
 from resources.assignar import AssignarResource
@@ -50,6 +55,7 @@ def assignar_pay_rates(
     for r in results:
         log = context.log.error if r.error else context.log.info
         log(f"{r.connection_key}: {r.error or r.counts}")
+    refuse_if_nothing_done(context, pay, sum(1 for r in results if not r.error))
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": sum(

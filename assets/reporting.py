@@ -65,9 +65,29 @@ def fail_if_connections_failed(context: dg.AssetExecutionContext, pay: PayDataba
     if _descendants(layer.asset_graph, context.asset_key) & selected:
         context.log.warning(f"Connections failed, reported at the end of the run: {failed}")
         return
+    raise _connections_failed(failed, "the others were synced")
+
+
+def refuse_if_nothing_done(
+    context: dg.AssetExecutionContext, pay: PayDatabaseResource, succeeded: int
+) -> None:
+    """Fail before materializing when no connection of the step succeeded and one failed.
+
+    A refused or failed step records no materialization, so its dates never look freshly
+    loaded and a backfill of them ends failed; a step where some connections succeeded
+    materializes for them and the run still ends failed, naming the others.
+    """
+    if succeeded:
+        return
+    failed = failed_in_run(pay.engine, context.run_id)
+    if failed:
+        raise _connections_failed(failed, "nothing was loaded")
+
+
+def _connections_failed(failed: dict[str, str], outcome: str) -> dg.Failure:
     lines = "\n".join(f"- {key}: {error}" for key, error in failed.items())
-    raise dg.Failure(
-        description=f"{len(failed)} connection(s) failed; the others were synced:\n{lines}",
+    return dg.Failure(
+        description=f"{len(failed)} connection(s) failed; {outcome}:\n{lines}",
         metadata={"failed_connections": dg.MetadataValue.json(failed)},
         allow_retries=False,
     )

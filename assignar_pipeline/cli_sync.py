@@ -25,6 +25,7 @@ from assignar_pipeline.bulk import (
     queue,
 )
 from assignar_pipeline.connections import ConnectionsError, active_connections, all_connections
+from assignar_pipeline.extract import Scope, ScopeError, check_scope
 from assignar_pipeline.pay.database import create_pay_engine, database_url, migrate
 from assignar_pipeline.sync_settings import (
     SettingsChange,
@@ -296,8 +297,7 @@ def bulk_import_command(
         if print_only:
             click.echo(json.dumps(graphql_request(spec), indent=2))
             return
-        if connections:
-            _check_connections(connections)
+        _check_scope(spec)
         if at:
             engine = _engine()
             try:
@@ -315,12 +315,16 @@ def bulk_import_command(
     click.echo(f"  progress: {dagster_url.rstrip('/')}/runs/b/{backfill_id}")
 
 
-def _check_connections(keys: tuple[str, ...]) -> None:
-    """Refuse unknown or disconnected keys before anything is launched or queued."""
+def _check_scope(spec: BulkImport) -> None:
+    """Refuse unknown or disconnected keys, and projects or workers a connection does not have,
+    before anything is launched or queued (the runs would only fail)."""
     engine = _engine()
     try:
-        active_connections(engine, list(keys))
-    except ConnectionsError as exc:
+        connections = active_connections(engine, list(spec.connections) or None)
+        with engine.connect() as conn:
+            for connection in connections:
+                check_scope(conn, connection, Scope(projects=spec.projects, workers=spec.workers))
+    except (ConnectionsError, ScopeError) as exc:
         _fail(str(exc))
     finally:
         engine.dispose()

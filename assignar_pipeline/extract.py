@@ -296,6 +296,15 @@ def _void_scope(entity: str, filters: dict[str, Any]) -> sa.ColumnElement[bool] 
     return sa.and_(*conditions) if conditions else None
 
 
+def check_scope(conn: Connection, connection: Any, scope: Scope) -> None:
+    """Refuse, before anything is launched, names the connection does not have (`ScopeError`):
+    the same resolution the extract makes of the run config's projects and workers."""
+    if scope.projects:
+        _project_ids(conn, connection, scope.projects)
+    if scope.workers:
+        _worker_ids(conn, connection, scope.workers)
+
+
 def _project_ids(conn: Connection, connection: Any, names: Sequence[str]) -> list[int]:
     table = STAGING["projects"]
     rows = conn.execute(

@@ -14,6 +14,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -222,3 +223,50 @@ def _wait(probe, seconds: float, what: str):
             return found
         time.sleep(2)
     raise TimeoutError(f"waited {seconds:.0f} s for {what}")
+
+
+# -- refusals before launching, and a refused step that records nothing ------------------------
+
+
+@pytest.fixture
+def imported(pay_engine, simulator, tmp_path, monkeypatch):
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        pipeline = make_pipeline(pay_engine, simulator, instance, monkeypatch)
+        assert pipeline.materialize(["assignar_projects", "assignar_workers"]).success
+        monkeypatch.setenv("PAY_DATABASE_URL", pipeline.url)
+        yield pipeline
+
+
+@pytest.mark.parametrize("pay_engine", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("option", "name"), [("--project", "NOPE-1"), ("--worker", "nobody@example.com")]
+)
+def test_bulk_import_refuses_a_project_or_worker_the_connection_lacks(imported, option, name):
+    """An unknown project or worker is refused before launching, naming it and the connection."""
+    unreachable = f"http://127.0.0.1:{_free_port()}"  # launching would fail differently
+    result = CliRunner().invoke(
+        main,
+        ["bulk-import", "--from", "2026-11-01", "--to", "2026-11-03", option, name,
+         "--dagster-url", unreachable],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert f"Connection 'demo' has no {option[2:]} matching '{name}'" in result.output
+    assert "Cannot reach Dagster" not in result.output
+
+
+@pytest.mark.parametrize("pay_engine", ["sqlite"], indirect=True)
+def test_a_refused_step_records_no_materialization(imported):
+    """A run whose only connection refuses its filter fails with the reason and materializes
+    none of its dates, so the dates never look freshly loaded."""
+    result = imported.materialize(
+        ["assignar_timesheets", "pay_timesheets"], (date(2026, 11, 1), date(2026, 11, 4)),
+        projects=["NOPE-1"],
+    )  # fmt: skip
+
+    assert not result.success
+    assert result.get_asset_materialization_events() == []
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    description = failure.step_failure_data.user_failure_data.description
+    assert "nothing was loaded" in description and "'NOPE-1'" in description
+    for asset in ("assignar_timesheets", "pay_timesheets"):
+        assert imported.instance.get_materialized_partitions(dg.AssetKey(asset)) == set()
