@@ -7,6 +7,7 @@ import dagster as dg
 
 from assets.partitions import backfill_policy, work_dates
 from assets.reporting import (
+    DateProgress,
     connections_in_scope,
     fail_if_connections_failed,
     per_connection_metadata,
@@ -15,7 +16,7 @@ from assets.reporting import (
 )
 from assignar_pipeline.checks import open_quarantine
 from assignar_pipeline.extract import ExtractResult
-from assignar_pipeline.sync import extract_for
+from assignar_pipeline.sync import extract_for, imports
 from assignar_pipeline.synclog import note_run, run_kind
 from resources.assignar import AssignarResource
 from resources.pay import PayDatabaseResource
@@ -64,6 +65,7 @@ def _extract(
         run_id=context.run_id,
         window=window,
         scope=scope.filters(),
+        on_piece=DateProgress(context, [c for c in connections if imports(c, entity)]),
     )
     for result in results:
         _log(context, result)

@@ -8,6 +8,7 @@ import dagster as dg
 from assets.assignar import DB_RETRY, KINDS, OWNERS
 from assets.partitions import backfill_policy, work_dates
 from assets.reporting import (
+    DateProgress,
     connections_in_scope,
     fail_if_connections_failed,
     per_connection_metadata,
@@ -100,7 +101,14 @@ def _load(
         for r in refresh_stale_rates(pay.engine, complete, open_client, run_id=context.run_id):
             log = context.log.error if r.error else context.log.info
             log(f"{r.connection_key}: Assignar pay rates fetched first: {r.error or r.counts}")
-    results = load_for(pay.engine, complete, entity, run_id=context.run_id, window=window)
+    results = load_for(
+        pay.engine,
+        complete,
+        entity,
+        run_id=context.run_id,
+        window=window,
+        on_piece=DateProgress(context, complete),
+    )
     refuse_if_nothing_done(context, pay, len(results))
     loaded = sum(
         r.counts.inserted + r.counts.updated + r.counts.unchanged + r.counts.linked for r in results

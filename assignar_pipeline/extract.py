@@ -130,8 +130,11 @@ def extract(
     window: tuple[date, date] | None = None,
     scope: Scope = Scope(),
     now: Callable[[], datetime] = utcnow,
+    on_piece: Callable[[tuple[date, date]], None] | None = None,
 ) -> ExtractResult:
-    """Refresh `entity` for one connection: the whole snapshot, or the dates in `window`."""
+    """Refresh `entity` for one connection: the whole snapshot, or the dates in `window`.
+
+    `on_piece` hears of each date piece of the window once it is staged (progress)."""
     started = time.monotonic()
     requests_before = client.stats.requests
     result = ExtractResult(connection.key, entity, window)
@@ -144,6 +147,8 @@ def extract(
         for piece in pieces:
             _refresh(engine, client, connection, entity, piece, scope, run_id, now, result)
             start_cursor = start_cursor or result.newest
+            if on_piece is not None and piece is not None:
+                on_piece(piece)
     except (AssignarError, ScopeError) as exc:
         result.error = str(exc)
         result.error_kind = getattr(exc, "kind", "scope")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,12 +36,24 @@ from assignar_pipeline.pay.tables import connection as connection_table
 from assignar_pipeline.pay.tables import sync_log
 from assignar_pipeline.reconcile.rates import RATES_MAX_AGE, stale_rates
 
+#: Hears that a connection finished a date piece of its window (progress of a long run).
+PieceDone = Callable[[str, tuple[date, date]], None]
+
 LOADERS = {
     "projects": load_projects,
     "workers": load_workers,
     "timesheets": load_timesheets,
     "orders": load_orders,
 }
+
+
+def imports(connection: ConnectionRow, entity: str) -> bool:
+    """Whether the connection's import options take `entity` (projects and workers: always)."""
+    if entity == "timesheets":
+        return connection.import_timesheets
+    if entity == "orders":
+        return connection.import_orders
+    return True
 
 
 def extract_for(
@@ -52,13 +65,12 @@ def extract_for(
     run_id: str,
     window: tuple[date, date] | None,
     scope: Scope,
+    on_piece: PieceDone | None = None,
 ) -> list[ExtractResult]:
     """Extract `entity` for each connection; a connection that cannot even start is logged."""
     results = []
     for connection in connections:
-        if entity == "timesheets" and not connection.import_timesheets:
-            continue
-        if entity == "orders" and not connection.import_orders:
+        if not imports(connection, entity):
             continue
         try:
             client = open_client(connection)
@@ -71,7 +83,14 @@ def extract_for(
         with client:
             results.append(
                 extract(
-                    engine, client, connection, entity, run_id=run_id, window=window, scope=scope
+                    engine,
+                    client,
+                    connection,
+                    entity,
+                    run_id=run_id,
+                    window=window,
+                    scope=scope,
+                    on_piece=functools.partial(on_piece, connection.key) if on_piece else None,
                 )
             )
     return results
@@ -93,6 +112,7 @@ def load_for(
     run_id: str,
     window: tuple[date, date] | None,
     now: Callable[[], datetime] = _utcnow,
+    on_piece: PieceDone | None = None,
 ) -> list[LoadResult]:
     """Load staged `entity` into Pay for each connection, one transaction per window piece.
 
@@ -111,6 +131,8 @@ def load_for(
                 lock_connection(conn, connection.id)
                 counts = LOADERS[entity](conn, connection, now(), window=piece)
             result.counts.merge(counts)
+            if on_piece is not None and piece is not None:
+                on_piece(connection.key, piece)
         result.seconds = time.monotonic() - started
         with engine.begin() as conn:
             conn.execute(

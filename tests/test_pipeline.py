@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
 
 import dagster as dg
 import httpx
@@ -184,3 +185,31 @@ def test_overlapping_runs_of_one_window_end_as_one_run(pipeline):
     settled = pipeline.checksums()
     assert pipeline.materialize().success
     assert pipeline.checksums() == settled
+
+
+@pytest.mark.parametrize("pay_engine", ["sqlite"], indirect=True)
+def test_a_ranged_run_reports_each_date_piece_as_it_finishes(pipeline):
+    """Each week of a 4-week run is materialized when its piece is done, before the run ends;
+    a one-day run reports only its own materialization."""
+    result = pipeline.materialize(["assignar_timesheets", "pay_timesheets"])
+
+    assert result.success
+    events = [e.event_type_value for e in result.all_events]
+    dates = {(LAST_4_WEEKS[0] + timedelta(days=i)).isoformat() for i in range(28)}
+    for asset in ("assignar_timesheets", "pay_timesheets"):
+        progress = [
+            (i, e.event_specific_data.materialization.partition)
+            for i, e in enumerate(result.all_events)
+            if e.event_type_value == "ASSET_MATERIALIZATION"
+            and e.asset_key == dg.AssetKey(asset)
+            and (e.event_specific_data.materialization.description or "").startswith("Date piece")
+        ]
+        assert {partition for _, partition in progress} == dates
+        step_done = events.index("STEP_SUCCESS", 0 if asset.startswith("assignar") else
+                                 events.index("STEP_SUCCESS") + 1)  # fmt: skip
+        assert max(i for i, _ in progress) < step_done
+    one_day = pipeline.materialize(
+        ["assignar_timesheets"], (LAST_4_WEEKS[0], LAST_4_WEEKS[0] + timedelta(days=1))
+    )
+    assert [e.event_specific_data.materialization.description
+            for e in one_day.get_asset_materialization_events()] == [None]  # fmt: skip
