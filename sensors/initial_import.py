@@ -102,8 +102,17 @@ def _never_imported(conn: sa.Connection) -> set[int]:
     )
 
 
+initial_import_job = dg.define_asset_job(
+    "initial_import",
+    selection=ALL_ASSETS,
+    description="A new connection's initial import: its last 28 days, launched by "
+    "initial_import_sensor with the connection's entities selected.",
+    tags={"assignar/operation": "initial_import"},
+)
+
+
 @dg.sensor(
-    target=ALL_ASSETS,
+    job=initial_import_job,
     minimum_interval_seconds=interval(30),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launches a new connection's initial import: the last 28 days, that connection "

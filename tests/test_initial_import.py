@@ -96,3 +96,14 @@ def test_the_requested_import_runs_and_fills_staging_for_that_connection(
     later = connection_id(pay_engine, "later")
     assert len(staged_timesheets(pay_engine, later, window)) > 100
     assert staged_timesheets(pay_engine, connection_id(pay_engine, "demo"), window) == {}
+
+
+def test_the_initial_import_runs_as_a_named_job(pay_engine, instance):
+    """Its runs are `initial_import` runs in the UI, not an anonymous asset job."""
+    job = defs.get_job_def("initial_import")
+
+    assert initial_import_sensor.job_name == "initial_import"
+    assert job.tags["assignar/operation"] == "initial_import"
+    add_connection(pay_engine, "perth", "Australia/Perth", import_orders=True)
+    (request,) = _evaluate(pay_engine, instance).run_requests
+    assert set(request.asset_selection) <= set(job.asset_layer.selected_asset_keys)
