@@ -16,25 +16,13 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import sqlalchemy as sa
 
+from assets.imports import DATED_ASSETS, SNAPSHOT_ASSETS, initial_import_job
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.sync_settings import SyncSettings, read_settings
 from resources.pay import PayDatabaseResource
 from sensors.timing import interval
 
 INITIAL_DAYS = 28
-#: Assignar's pay rates come first, so that every timesheet loaded is checked for a Rate Difference.
-SNAPSHOT_ASSETS = [
-    "assignar_pay_rates",
-    "assignar_projects",
-    "assignar_workers",
-    "pay_projects",
-    "pay_employees",
-]
-DATED_ASSETS = {
-    "timesheets": ["assignar_timesheets", "pay_timesheets"],
-    "orders": ["assignar_orders", "pay_orders"],
-}
-ALL_ASSETS = [*SNAPSHOT_ASSETS, *(key for keys in DATED_ASSETS.values() for key in keys)]
 
 
 @dataclass(frozen=True)
@@ -100,15 +88,6 @@ def _never_imported(conn: sa.Connection) -> set[int]:
             sa.select(t.connection.c.id).where(t.connection.c.id.not_in(imported))
         ).scalars()
     )
-
-
-initial_import_job = dg.define_asset_job(
-    "initial_import",
-    selection=ALL_ASSETS,
-    description="A new connection's initial import: its last 28 days, launched by "
-    "initial_import_sensor with the connection's entities selected.",
-    tags={"assignar/operation": "initial_import"},
-)
 
 
 @dg.sensor(

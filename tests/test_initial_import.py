@@ -100,7 +100,7 @@ def test_the_requested_import_runs_and_fills_staging_for_that_connection(
 
 def test_the_initial_import_runs_as_a_named_job(pay_engine, instance):
     """Its runs are `initial_import` runs in the UI, not an anonymous asset job."""
-    job = defs.get_job_def("initial_import")
+    job = defs.resolve_job_def("initial_import")
 
     assert initial_import_sensor.job_name == "initial_import"
     assert job.tags["assignar/operation"] == "initial_import"
