@@ -174,22 +174,15 @@ def loadable(
                 )
             ).scalars()
         )
-    if failed:
-        now = _utcnow()
-        with engine.begin() as conn:
-            for connection in connections:
-                if connection.id in failed:
-                    conn.execute(
-                        sync_log.insert().values(
-                            connection_id=connection.id,
-                            run_id=run_id,
-                            entity=f"pay_{entity}",
-                            started_at=now,
-                            finished_at=now,
-                            error=f"Not loaded into Pay: fetching {entity} from Assignar failed "
-                            "in this run; Pay keeps what the last complete fetch loaded.",
-                        )
-                    )
+    _not_loaded(
+        engine,
+        [c for c in connections if c.id in failed],
+        entity,
+        run_id,
+        _utcnow(),
+        f"fetching {entity} from Assignar failed in this run; Pay keeps what the last complete "
+        "fetch loaded.",
+    )
     return [c for c in connections if c.id not in failed]
 
 
@@ -197,26 +190,47 @@ def _with_current_rates(
     engine: Engine, connections: Sequence[ConnectionRow], run_id: str, now: datetime
 ) -> list[ConnectionRow]:
     stale = {c.id for c in stale_rates(engine, connections, now)}
-    if stale:
-        minutes = int(RATES_MAX_AGE.total_seconds() // 60)
-        with engine.begin() as conn:
-            for connection in connections:
-                if connection.id in stale:
-                    conn.execute(
-                        sync_log.insert().values(
-                            connection_id=connection.id,
-                            run_id=run_id,
-                            entity="pay_timesheets",
-                            started_at=now,
-                            finished_at=now,
-                            error="Not loaded into Pay: Assignar's pay rates were not fetched in "
-                            f"the last {minutes} minutes, so no timesheet could be checked for a "
-                            "Rate Difference. Materialize assignar_pay_rates with pay_timesheets "
-                            "(imports and syncs fetch them first; see the pay_rates row of the "
-                            "sync log if that failed).",
-                        )
-                    )
+    minutes = int(RATES_MAX_AGE.total_seconds() // 60)
+    _not_loaded(
+        engine,
+        [c for c in connections if c.id in stale],
+        "timesheets",
+        run_id,
+        now,
+        f"Assignar's pay rates were not fetched in the last {minutes} minutes, so no timesheet "
+        "could be checked for a Rate Difference. Materialize assignar_pay_rates with "
+        "pay_timesheets (imports and syncs fetch them first; see the pay_rates row of the sync "
+        "log if that failed).",
+    )
     return [c for c in connections if c.id not in stale]
+
+
+def _not_loaded(
+    engine: Engine,
+    connections: Sequence[ConnectionRow],
+    entity: str,
+    run_id: str,
+    now: datetime,
+    why: str,
+) -> None:
+    """The sync-log row of each connection whose `entity` this run did not load into Pay."""
+    if not connections:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            sync_log.insert(),
+            [
+                {
+                    "connection_id": c.id,
+                    "run_id": run_id,
+                    "entity": f"pay_{entity}",
+                    "started_at": now,
+                    "finished_at": now,
+                    "error": f"Not loaded into Pay: {why}",
+                }
+                for c in connections
+            ],
+        )
 
 
 def failed_in_run(engine: Engine, run_id: str) -> dict[str, str]:
