@@ -134,4 +134,4 @@ cat <<MSG
 MSG
 
 say "Starting Dagster (DAGSTER_HOME=$DAGSTER_HOME)"
-"$uv" run --frozen dagster dev -w workspace.yaml -h 127.0.0.1 -p "$dagster_port"
+"$uv" run --frozen dg dev -w workspace.yaml -h 127.0.0.1 -p "$dagster_port"
