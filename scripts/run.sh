@@ -127,7 +127,8 @@ cat <<MSG
   The initial import of '$connection_key' starts by itself within a minute (sensor), then
   the hourly sync keeps it current (schedule hourly_sync; job sync_assignar to run it now).
 
-  Open $dagster_url in your browser.
+  Open $dagster_url in your browser. In another terminal, from this directory:
+    .venv/bin/assignar-pipeline status
   Ctrl-C stops Dagster and the simulator.
 ==========================================================================
 
