@@ -10,7 +10,7 @@ import secrets
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -109,8 +109,8 @@ class Simulator:
                 except (KeyError, TypeError, ValueError) as exc:
                     raise StateFileError(
                         f"The simulator state file {state.path} line {number} cannot be replayed "
-                        f"({exc!r}): it was written by another version of the simulator. Move it "
-                        "away to start a new tenant (and start its Pay database afresh too)."
+                        f"({exc!r}): another version of the simulator wrote it, or it was edited. "
+                        "Move it away to start a new tenant (and start its Pay database afresh)."
                     ) from None
             self.state_file = state
 
@@ -144,7 +144,7 @@ class Simulator:
                 assert self.state_file is not None
                 self.state_file.append(line)
 
-    def unrecorded(self) -> Any:
+    def unrecorded(self) -> AbstractContextManager[None]:
         """Changes made inside are not written to the state file (fault instruments)."""
         return self._change(None)
 

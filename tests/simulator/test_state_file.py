@@ -205,3 +205,19 @@ def test_serve_refuses_tenant_options_that_contradict_the_state_file(tmp_path: P
     assert proc.returncode == 2
     assert "--now ask for another tenant than the one kept in" in err
     assert "delete the file to start a new tenant" in err
+
+
+def test_a_change_that_cannot_be_replayed_is_refused_with_its_line(tmp_path):
+    """A change that does not apply to the regenerated tenant (an edited file, another version)
+    stops the start with the file, the line and the fix, rather than serving half a state."""
+    path = tmp_path / "simulator.jsonl"
+    StateFile(path).restart(TINY)
+    StateFile(path).append(orjson.dumps({"op": "advance", "minutes": 30}))
+    StateFile(path).append(orjson.dumps({"op": "update", "resource": TS, "id": 1, "changes": {}}))
+    try:
+        resume(path)
+    except StateFileError as exc:
+        assert f"{path} line 3 cannot be replayed" in str(exc)
+        assert "start a new tenant" in str(exc)
+    else:
+        raise AssertionError("a change to a record that does not exist was replayed")
