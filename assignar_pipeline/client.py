@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,7 +34,14 @@ from assignar_pipeline.errors import (
     UnavailableError,
     WrongRegionError,
 )
-from assignar_pipeline.settings import SCOPE, Endpoints, Region, Secret, endpoints_for
+from assignar_pipeline.settings import (
+    SCOPE,
+    TOKEN_URL,
+    Endpoints,
+    Region,
+    Secret,
+    endpoints_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +168,10 @@ class AssignarClient:
     #: Fetch a new token this long before the old one expires, so a request never carries a
     #: token that dies in flight.
     TOKEN_EXPIRY_MARGIN = 60.0
+    #: Attempts at a login server that refuses the connection or whose host does not resolve:
+    #: a blip passes within a second or two of backoff, while a wrong URL, region or network
+    #: would only be hidden behind a minute of retries.
+    LOGIN_CONNECT_ATTEMPTS = 3
 
     def __init__(
         self,
@@ -436,7 +448,7 @@ class AssignarClient:
 
     def _fetch_token(self) -> _Token:
         url = self.endpoints.token_url
-        attempt = 0
+        attempt = unreachable = 0
         deadline = time.monotonic() + self.retry.max_total
         while True:
             problem, retry_after = None, None
@@ -449,6 +461,12 @@ class AssignarClient:
                 )
             except httpx.TimeoutException:
                 problem = "no answer from the login server"
+            except httpx.ConnectError as exc:
+                reason = _connect_failure(exc)
+                unreachable += 1
+                if unreachable >= self.LOGIN_CONNECT_ATTEMPTS:
+                    raise UnavailableError(self._unreachable(url, reason, unreachable)) from None
+                problem = f"could not reach the login server ({reason})"
             except httpx.TransportError as exc:
                 problem = f"could not reach the login server ({type(exc).__name__})"
             else:
@@ -478,6 +496,24 @@ class AssignarClient:
             attempt += 1
             self._wait_or_raise(problem, attempt, deadline, retry_after, "token request")
 
+    def _unreachable(self, url: str, reason: str, attempts: int) -> str:
+        region = f"{self.region.value!r} ({self.region.label})"
+        if url == TOKEN_URL:
+            check = (
+                f"That is Assignar's own login URL, the same for every region (this one's is "
+                f"{region}): check this machine's network (DNS, proxy, firewall), then retry."
+            )
+        else:
+            check = (
+                f"Check the URL, set by ASSIGNAR_TOKEN_URL (unset it for Assignar's own, "
+                f"{TOKEN_URL}), and that the server it names is running; then the region "
+                f"{region} and this machine's network (DNS, proxy, firewall)."
+            )
+        return (
+            f"Could not reach Assignar's login server at {url} ({reason}; {attempts} attempts). "
+            + check
+        )
+
     def _parse_token(self, response: httpx.Response) -> _Token:
         try:
             body = response.json()
@@ -490,6 +526,18 @@ class AssignarClient:
         self.stats.token_fetches += 1
         margin = min(self.TOKEN_EXPIRY_MARGIN, ttl / 10)
         return _Token(value=value, expires_at=time.monotonic() + ttl - margin)
+
+
+def _connect_failure(exc: httpx.ConnectError) -> str:
+    """Why a connection could not be made, in words: the OS error underneath httpx's."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return f"host name not found: {cause.strerror or cause}"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused: nothing listens there"
+        cause = cause.__cause__ or cause.__context__
+    return str(exc) or type(exc).__name__
 
 
 def _other(region: Region) -> str:

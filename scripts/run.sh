@@ -24,8 +24,15 @@ export PAY_DATABASE_URL=${PAY_DATABASE_URL:-sqlite:///$root/.data/pay.db}
 export SMTP_HOST=127.0.0.1 SMTP_PORT=$mail_port SMTP_STARTTLS=false
 export NOTIFY_FROM=assignar-pipeline@localhost DAGSTER_URL=$dagster_url
 connection_key=demo
-# The simulator's "now" is the current hour, so "the last 4 weeks" in the UI hold its data.
-simulated_now=$(date -u +%Y-%m-%dT%H:00:00Z)
+# The simulator keeps its tenant (config, "now" and every change made through its control plane)
+# in this file and replays it on a restart, so it keeps agreeing with the Pay database beside it.
+simulator_state=$root/.data/simulator.jsonl
+simulator_tenant=()
+if [[ ! -f $simulator_state ]]; then
+  # A new tenant's "now" is the current hour, so "the last 4 weeks" in the UI hold its data.
+  # Later starts resume that tenant at its own now: simulated time moves only by /advance.
+  simulator_tenant=(--now "$(date -u +%Y-%m-%dT%H:00:00Z)")
+fi
 
 say() { printf '==> %s\n' "$*"; }
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -38,7 +45,7 @@ for port in "$simulator_port" "$dagster_port" "$mail_port"; do
   fi
 done
 
-mkdir -p "$DAGSTER_HOME"
+mkdir -p "$DAGSTER_HOME" "$root/.data"
 if [[ ! -f $DAGSTER_HOME/dagster.yaml ]]; then
   # Storage is left to Dagster's default: SQLite files in this directory.
   cat >"$DAGSTER_HOME/dagster.yaml" <<'YAML'
@@ -72,7 +79,7 @@ say "Starting the Assignar simulator on $simulator_url"
 # setsid: the simulator gets its own process group, so stop_simulator can reach every process
 # uv spawns for it, and a Ctrl-C meant for Dagster does not race our orderly shutdown.
 setsid "$uv" run --frozen assignar-pipeline simulator serve \
-  --host 127.0.0.1 --port "$simulator_port" --now "$simulated_now" &
+  --host 127.0.0.1 --port "$simulator_port" --state "$simulator_state" "${simulator_tenant[@]}" &
 simulator_pid=$!
 
 for _ in {1..300}; do
@@ -110,7 +117,8 @@ say "Connecting Pay team $team_id to the simulator as '$connection_key'"
 cat <<MSG
 
 ==========================================================================
-  Assignar simulator:  $simulator_url  (API $ASSIGNAR_API_URL, now $simulated_now)
+  Assignar simulator:  $simulator_url  (API $ASSIGNAR_API_URL; its "now" is printed above)
+  Simulator state:     $simulator_state  (rm -rf .data starts the demo afresh)
   Pay database:        $pay_database
   Pay connection:      $connection_key  (demo team $team_id; run config connections: [$connection_key])
   Dagster UI:          starting on $dagster_url
@@ -119,11 +127,12 @@ cat <<MSG
   The initial import of '$connection_key' starts by itself within a minute (sensor), then
   the hourly sync keeps it current (schedule hourly_sync; job sync_assignar to run it now).
 
-  Open $dagster_url in your browser.
+  Open $dagster_url in your browser. In another terminal, from this directory:
+    .venv/bin/assignar-pipeline status
   Ctrl-C stops Dagster and the simulator.
 ==========================================================================
 
 MSG
 
 say "Starting Dagster (DAGSTER_HOME=$DAGSTER_HOME)"
-"$uv" run --frozen dagster dev -w workspace.yaml -h 127.0.0.1 -p "$dagster_port"
+"$uv" run --frozen dg dev -w workspace.yaml -h 127.0.0.1 -p "$dagster_port"

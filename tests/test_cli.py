@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from assignar_pipeline.cli import main
@@ -78,3 +81,39 @@ def test_api_access_disabled_is_reported(simulator):
     )
     assert result.exit_code == 1
     assert "enable API access" in result.output
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on: connecting to it is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("token_url", "reason"),
+    [
+        (f"http://127.0.0.1:{_closed_port()}/oauth2/token", "connection refused"),
+        ("http://nonexistent.invalid/oauth2/token", "host name not found"),
+    ],
+    ids=["closed-port", "unresolvable-host"],
+)
+def test_unreachable_login_server_fails_within_seconds_saying_what_to_check(
+    simulator, token_url, reason
+):
+    """A login server that refuses connections or whose host does not resolve fails in seconds
+    (not after a minute of retries) with the URL and what to check: URL, region, network."""
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        main,
+        ["test-connection", "--secret-env", "MY_SECRET"],
+        env=_env(simulator, ASSIGNAR_TOKEN_URL=token_url),
+    )
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1
+    assert elapsed < 15, f"took {elapsed:.1f} s"
+    assert f"Could not reach Assignar's login server at {token_url} ({reason}" in result.output
+    for what in ("ASSIGNAR_TOKEN_URL", "region", "network"):
+        assert what in result.output
+    assert "Traceback" not in result.output
+    assert DEMO_CLIENT_SECRET not in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from decimal import Decimal
 
@@ -31,6 +32,7 @@ from assignar_pipeline.errors import (
 from assignar_pipeline.settings import API_URLS, TOKEN_URL, Endpoints, Region, endpoints_for
 from assignar_pipeline.simulator import DEFAULT_CLIENT_ID as DEMO_CLIENT_ID
 from assignar_pipeline.simulator import DEFAULT_CLIENT_SECRET as DEMO_CLIENT_SECRET
+from assignar_pipeline.simulator import SimulatorServer
 
 FAST_RETRY = RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.05, max_total=10)
 
@@ -250,6 +252,30 @@ def test_slow_response_times_out_and_is_retried(client, simulator):
     inject(simulator, "slow", count=1, delay=3, path="/v2/users")
     assert sorted(r["id"] for r in client.iter_records(USERS)) == all_ids(simulator, USERS)
     assert client.stats.retries == 1
+
+
+def test_a_login_server_refusing_briefly_is_retried(simulator):
+    """A login server that refuses one connection (restarting) is tried again, and the
+    connection works: only one that stays unreachable fails fast."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    restarted = SimulatorServer(simulator.simulator, port=port)
+
+    def sleep_while_it_restarts(seconds: float) -> None:
+        restarted.start()
+
+    try:
+        with AssignarClient(
+            DEMO_CLIENT_ID,
+            DEMO_CLIENT_SECRET,
+            endpoints=Endpoints(simulator.api_url, restarted.token_url),
+            sleep=sleep_while_it_restarts,
+        ) as client:
+            assert client.check_connection()
+            assert client.stats.retries == 1
+    finally:
+        restarted.stop()
 
 
 def test_connection_dropped_mid_body_is_retried(client, simulator):

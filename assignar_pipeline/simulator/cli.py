@@ -6,11 +6,13 @@ Registered on the project CLI with `main.add_command(simulator)`.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
 from .auth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TOKEN_TTL
 from .data import DEFAULT_NOW, DEFAULT_TIMEZONES, TenantConfig
+from .journal import StateFile, StateFileError
 from .server import SimulatorServer
 from .state import Simulator
 from .timeutil import parse_datetime
@@ -19,6 +21,11 @@ from .timeutil import parse_datetime
 @click.group(name="simulator")
 def simulator() -> None:
     """Simulated Assignar Operations API v2 for local runs and tests."""
+
+
+#: The options that decide the generated tenant (a state file fixes them).
+TENANT_OPTIONS = ("seed", "scale", "large", "workers", "projects", "days", "orders", "timezones")
+TENANT_OPTIONS += ("now_text",)
 
 
 @simulator.command()
@@ -79,6 +86,14 @@ def simulator() -> None:
     type=float,
     help="Refuse more than this many requests per second per client with 429 (default: no limit).",
 )
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the tenant's config and every change made through the control plane in this "
+    "file (JSON Lines, no rows) and replay them when started again with the same file. "
+    "Delete the file to start a new tenant.",
+)
 def serve(
     host: str,
     port: int,
@@ -95,8 +110,9 @@ def serve(
     now_text: str,
     token_ttl: int,
     rate_limit: float | None,
+    state_path: Path | None,
 ) -> None:
-    """Generate a tenant and serve it until interrupted."""
+    """Generate a tenant and serve it until interrupted (with --state: resume the kept one)."""
     try:
         now = parse_datetime(now_text)
     except ValueError:
@@ -112,17 +128,36 @@ def serve(
         now=now,
         timezones=zones,
     )
+    state = StateFile(state_path) if state_path else None
+    resuming = state is not None and state.path.exists()
+    changes: list[dict] = []
+    if resuming:
+        assert state is not None
+        try:
+            kept, changes, warning = state.read()
+        except StateFileError as exc:
+            raise click.ClickException(str(exc)) from None
+        if warning:
+            click.echo(f"Warning: {warning}", err=True)
+        _refuse_other_tenant(config, kept, state.path)
+        config = kept
     started = time.monotonic()
-    click.echo(
-        f"Generating tenant: seed {config.seed}, {config.workers} workers, {config.projects} "
-        f"projects, {config.days} days, {config.orders} orders, now {now.isoformat()}",
-        err=True,
-    )
+    verb = f"Resuming the tenant kept in {state_path}" if resuming else "Generating tenant"
+    click.echo(f"{verb}: {_describe(config)}", err=True)
     sim = Simulator(config, client_id=client_id, client_secret=client_secret, token_ttl=token_ttl)
-    if rate_limit:
-        sim.add_fault("request_rate", count=None, rps=rate_limit)
     counts = ", ".join(f"{k} {len(t)}" for k, t in sim.tables.items() if len(t))
     click.echo(f"Generated in {time.monotonic() - started:.1f}s: {counts}", err=True)
+    if state is not None:
+        if not resuming:
+            state.restart(config)
+        try:
+            sim.keep_state(state, changes)
+        except StateFileError as exc:
+            raise click.ClickException(str(exc)) from None
+        if changes:
+            click.echo(f"Replayed {len(changes)} change(s): now {sim.now_iso()}", err=True)
+    if rate_limit:
+        sim.add_fault("request_rate", count=None, rps=rate_limit)
     with SimulatorServer(sim, host=host, port=port, log_level="info") as server:
         click.echo(f"API URL:   {server.api_url}")
         click.echo(f"Token URL: {server.token_url}")
@@ -134,3 +169,28 @@ def serve(
                 time.sleep(3600)
         except KeyboardInterrupt:
             click.echo("Stopping simulator", err=True)
+
+
+def _refuse_other_tenant(config: TenantConfig, kept: TenantConfig, path: Path) -> None:
+    """Tenant options given on the command line must describe the kept tenant (or be left out):
+    silently serving another tenant than asked for would mislead."""
+    ctx = click.get_current_context()
+    given = [
+        name
+        for name in TENANT_OPTIONS
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
+    if given and config != kept:
+        options = ", ".join("--" + n.removesuffix("_text") for n in given)
+        raise click.UsageError(
+            f"{options} ask for another tenant than the one kept in {path} "
+            f"({_describe(kept)}). Leave them out to resume it, or delete the file to start a "
+            "new tenant."
+        )
+
+
+def _describe(config: TenantConfig) -> str:
+    return (
+        f"seed {config.seed}, {config.workers} workers, {config.projects} projects, "
+        f"{config.days} days, {config.orders} orders, now {config.now.isoformat()}"
+    )

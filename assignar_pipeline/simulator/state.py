@@ -9,7 +9,10 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,6 +21,7 @@ from . import resources as res
 from .auth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TOKEN_TTL, Auth
 from .data import TenantConfig, World, generate_world
 from .faults import ACTION_KINDS, MODE_KINDS, Fault, Faults, validate
+from .journal import StateFile, StateFileError
 from .mutations import advance as apply_advance
 from .query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .store import Record, Table
@@ -52,6 +56,9 @@ class Simulator:
         self.requests: defaultdict[str, Counter[int]] = defaultdict(Counter)
         self.rows_served = 0
         self.tables: dict[str, Table] = {}
+        #: Where changes are kept across restarts (`keep_state`); None: in memory only.
+        self.state_file: StateFile | None = None
+        self._changing = 0
         self._load(self.config)
 
     # ----------------------------------------------------------------- lifecycle
@@ -82,12 +89,64 @@ class Simulator:
             # Drop the old tenant first: at benchmark scale two copies would not fit in memory.
             self.tables = {}
             self._load(self.config)
+            if self.state_file is not None:
+                self.state_file.restart(self.config)
             client_id, secret = self._initial_credentials
             if (self.auth.client_id, self.auth.client_secret) != (client_id, secret):
                 self.auth.set_credentials(client_id, secret)
             self.faults = Faults()
             self.requests.clear()
             self.rows_served = 0
+
+    # ----------------------------------------------------------------- state file
+    def keep_state(self, state: StateFile, changes: list[dict[str, Any]]) -> None:
+        """Replay `changes` (read from `state`, made to this same config) and append every
+        later change to `state`, so a restart can replay them all."""
+        with self.lock:
+            for number, op in enumerate(changes, start=2):
+                try:
+                    self._apply(op)
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise StateFileError(
+                        f"The simulator state file {state.path} line {number} cannot be replayed "
+                        f"({exc!r}): another version of the simulator wrote it, or it was edited. "
+                        "Move it away to start a new tenant (and start its Pay database afresh)."
+                    ) from None
+            self.state_file = state
+
+    def _apply(self, op: dict[str, Any]) -> None:
+        kind = op["op"]
+        if kind == "advance":
+            self.advance(op["minutes"])
+        elif kind == "insert":
+            self.insert(op["resource"], op["record"])
+        elif kind == "update":
+            self.update(op["resource"], op["id"], op["changes"])
+        elif kind == "delete":
+            self.delete(op["resource"], op["id"])
+        else:
+            raise ValueError(f"unknown change {kind!r}")
+
+    @contextmanager
+    def _change(self, op: dict[str, Any] | None) -> Iterator[None]:
+        """One change under the lock. With a state file, the outermost change (not the inserts
+        an `advance` makes, which its replay makes again) is written once it succeeded; `op`
+        None changes data without recording it (the drift and churn faults)."""
+        with self.lock:
+            record = op is not None and self._changing == 0 and self.state_file is not None
+            line = orjson.dumps(op) if record else b""  # not JSON: refused before any change
+            self._changing += 1
+            try:
+                yield
+            finally:
+                self._changing -= 1
+            if record:
+                assert self.state_file is not None
+                self.state_file.append(line)
+
+    def unrecorded(self) -> AbstractContextManager[None]:
+        """Changes made inside are not written to the state file (fault instruments)."""
+        return self._change(None)
 
     # ----------------------------------------------------------------- clock
     @property
@@ -105,7 +164,7 @@ class Simulator:
         """Move the simulated clock forward and apply the changes that happen meanwhile."""
         if minutes < 0:
             raise ValueError("the simulated clock only moves forward")
-        with self.lock:
+        with self._change({"op": "advance", "minutes": minutes}):
             return apply_advance(self, minutes)
 
     # ----------------------------------------------------------------- records
@@ -127,7 +186,7 @@ class Simulator:
     def insert(self, resource: str, record: Record) -> Record:
         """Add a record. Missing fields are filled (null, or [] for arrays), a missing id gets the
         next free one and the modified field defaults to the simulated now."""
-        with self.lock:
+        with self._change({"op": "insert", "resource": resource, "record": record}):
             table = self.table(resource)
             spec = table.spec
             rec: Record = {}
@@ -158,7 +217,7 @@ class Simulator:
     def update(self, resource: str, rid: int, changes: dict[str, Any]) -> Record:
         """Change fields of a record; it moves to the end of storage order and its modified field
         becomes the simulated now (unless `changes` sets it)."""
-        with self.lock:
+        with self._change({"op": "update", "resource": resource, "id": rid, "changes": changes}):
             table = self.table(resource)
             rec = table.get(rid)
             if rec is None:
@@ -177,7 +236,7 @@ class Simulator:
 
     def delete(self, resource: str, rid: int) -> bool:
         """Hard delete: the record disappears from lists and by-id GETs return 404."""
-        with self.lock:
+        with self._change({"op": "delete", "resource": resource, "id": rid}):
             return self.table(resource).delete(rid)
 
     def _refresh_dependents(self, resource: str, rec: Record) -> None:
@@ -297,6 +356,20 @@ class Simulator:
                 "active_faults": self.faults.describe(),
                 "records": {key: len(t) for key, t in self.tables.items()},
             }
+
+
+def resume(path: Path, config: TenantConfig | None = None, **options: Any) -> Simulator:
+    """The tenant kept in the state file at `path` with its changes replayed, or a new state
+    file for `config` when there is none; later changes are appended to it."""
+    state = StateFile(path)
+    changes: list[dict[str, Any]] = []
+    if path.exists():
+        config, changes, _ = state.read()
+    else:
+        state.restart(config or TenantConfig())
+    sim = Simulator(config, **options)
+    sim.keep_state(state, changes)
+    return sim
 
 
 def _id_kind(resource: str) -> str:
