@@ -7,6 +7,7 @@ from assets.reconcile import RECONCILE_ASSETS, RECONCILE_JOBS
 from assets.sync import SYNC_JOBS
 
 ASSETS = [*ASSIGNAR_ASSETS, *RECONCILE_ASSETS, *PAY_ASSETS]
+ASSET_CHECKS: list = []
 JOBS = [test_assignar_connection, connect_assignar, *RECONCILE_JOBS, *SYNC_JOBS]
 
-__all__ = ["ASSETS", "JOBS"]
+__all__ = ["ASSETS", "ASSET_CHECKS", "JOBS"]

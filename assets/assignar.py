@@ -12,7 +12,8 @@ from assets.reporting import (
     per_connection_metadata,
     window_of,
 )
-from assignar_pipeline.checks import open_quarantine
+from assignar_pipeline.alerts import FINDINGS_KEY, findings_metadata
+from assignar_pipeline.checks import open_quarantine, quarantine_findings
 from assignar_pipeline.extract import ExtractResult
 from assignar_pipeline.sync import extract_for
 from assignar_pipeline.synclog import note_run, run_kind
@@ -86,6 +87,9 @@ def _extract(
                 metadata={
                     "quarantined": sum(q.count for q in quarantined),
                     "per_connection": dg.MetadataValue.json(open_by_connection),
+                    FINDINGS_KEY: dg.MetadataValue.json(
+                        findings_metadata(quarantine_findings(connections, quarantined))
+                    ),
                 },
             )
         ],
