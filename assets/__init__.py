@@ -2,12 +2,13 @@
 
 from assets.assignar import ASSIGNAR_ASSETS
 from assets.connection import connect_assignar, test_assignar_connection
+from assets.freshness import FRESHNESS_CHECKS, FRESHNESS_JOBS
 from assets.pay import PAY_ASSETS
 from assets.reconcile import RECONCILE_ASSETS, RECONCILE_JOBS
 from assets.sync import SYNC_JOBS
 
 ASSETS = [*ASSIGNAR_ASSETS, *RECONCILE_ASSETS, *PAY_ASSETS]
-ASSET_CHECKS: list = []
-JOBS = [test_assignar_connection, connect_assignar, *RECONCILE_JOBS, *SYNC_JOBS]
+ASSET_CHECKS = [*FRESHNESS_CHECKS]
+JOBS = [test_assignar_connection, connect_assignar, *RECONCILE_JOBS, *SYNC_JOBS, *FRESHNESS_JOBS]
 
 __all__ = ["ASSETS", "ASSET_CHECKS", "JOBS"]
