@@ -215,7 +215,8 @@ class Alert:
         label = "the check" if e.kind == "check" else "the run"
         lines.append(f"Open {label} in Dagster: {e.url}")
         if self.event == FAILED:
-            lines.append("No further message while it keeps failing; one when it passes again.")
+            again = "it passes again" if e.kind == "check" else "the job succeeds again"
+            lines.append(f"No further message while it keeps failing; one when {again}.")
         return "\n".join(lines)
 
     def payload(self) -> dict[str, Any]:
