@@ -2,18 +2,21 @@
 
 from assets.assignar import ASSIGNAR_ASSETS
 from assets.connection import connect_assignar, test_assignar_connection
+from assets.freshness import FRESHNESS_CHECKS, FRESHNESS_JOBS
 from assets.imports import initial_import_job
 from assets.pay import PAY_ASSETS
 from assets.reconcile import RECONCILE_ASSETS, RECONCILE_JOBS
 from assets.sync import SYNC_JOBS
 
 ASSETS = [*ASSIGNAR_ASSETS, *RECONCILE_ASSETS, *PAY_ASSETS]
+ASSET_CHECKS = [*FRESHNESS_CHECKS]
 JOBS = [
     test_assignar_connection,
     connect_assignar,
     initial_import_job,
     *RECONCILE_JOBS,
     *SYNC_JOBS,
+    *FRESHNESS_JOBS,
 ]
 
-__all__ = ["ASSETS", "JOBS"]
+__all__ = ["ASSETS", "ASSET_CHECKS", "JOBS"]

@@ -14,7 +14,8 @@ from assets.reporting import (
     refuse_if_nothing_done,
     window_of,
 )
-from assignar_pipeline.checks import open_quarantine
+from assignar_pipeline.alerts import FINDINGS_KEY, findings_metadata
+from assignar_pipeline.checks import open_quarantine, quarantine_findings
 from assignar_pipeline.extract import ExtractResult
 from assignar_pipeline.sync import extract_for, imports
 from assignar_pipeline.synclog import note_run, run_kind
@@ -90,6 +91,9 @@ def _extract(
                 metadata={
                     "quarantined": sum(q.count for q in quarantined),
                     "per_connection": dg.MetadataValue.json(open_by_connection),
+                    FINDINGS_KEY: dg.MetadataValue.json(
+                        findings_metadata(quarantine_findings(connections, quarantined))
+                    ),
                 },
             )
         ],

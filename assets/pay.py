@@ -15,7 +15,15 @@ from assets.reporting import (
     refuse_if_nothing_done,
     window_of,
 )
-from assignar_pipeline.checks import duplicate_timesheets, minutes_parity, sync_warnings
+from assignar_pipeline.alerts import FINDINGS_KEY, findings_metadata
+from assignar_pipeline.checks import (
+    conflict_findings,
+    duplicate_findings,
+    duplicate_timesheets,
+    minutes_parity,
+    parity_findings,
+    sync_warnings,
+)
 from assignar_pipeline.reconcile.conflicts import (
     DUPLICATE_PROJECT,
     KIND_LABELS,
@@ -78,6 +86,9 @@ def _sync_warning(asset: str, statuses: dict) -> dg.AssetCheckResult:
             ),
             "commands": dg.MetadataValue.md(
                 "\n".join(f"- `{s.conflicts_command}`" for s in warned.values()) or "_none_"
+            ),
+            FINDINGS_KEY: dg.MetadataValue.json(
+                findings_metadata(conflict_findings(statuses, kinds))
             ),
         },
     )
@@ -212,7 +223,8 @@ def pay_timesheets(
     results, metadata, statuses = _load(
         context, "timesheets", pay, scope, dated=True, assignar=assignar
     )
-    ids = [c.id for c in connections_in_scope(pay, scope)]
+    in_scope = connections_in_scope(pay, scope)
+    ids = [c.id for c in in_scope]
     with pay.engine.connect() as conn:
         duplicates = duplicate_timesheets(conn, ids)
         mismatches = minutes_parity(conn, ids, window_of(context))
@@ -225,14 +237,27 @@ def pay_timesheets(
             dg.AssetCheckResult(
                 check_name="no_duplicate_timesheets",
                 passed=not duplicates,
-                metadata={"duplicates": dg.MetadataValue.json(duplicates[:20])},
+                metadata={
+                    "duplicates": dg.MetadataValue.json(duplicates[:20]),
+                    FINDINGS_KEY: dg.MetadataValue.json(
+                        findings_metadata(duplicate_findings(in_scope, duplicates))
+                    ),
+                },
             ),
             dg.AssetCheckResult(
                 check_name="minutes_parity",
                 passed=not mismatches,
                 metadata={
                     "mismatches": len(mismatches),
-                    "first": dg.MetadataValue.json([m.__dict__ for m in mismatches[:10]]),
+                    "first": dg.MetadataValue.json(
+                        [
+                            {**m.__dict__, "work_date": m.work_date.isoformat()}
+                            for m in mismatches[:10]
+                        ]
+                    ),
+                    FINDINGS_KEY: dg.MetadataValue.json(
+                        findings_metadata(parity_findings(in_scope, mismatches))
+                    ),
                 },
             ),
             _sync_warning("pay_timesheets", statuses),

@@ -10,6 +10,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from assignar_pipeline.alerts import FIRST_REASONS, Finding
 from assignar_pipeline.load import APPROVED_STATUSES
 from assignar_pipeline.pay.tables import (
     integration_link,
@@ -19,6 +20,7 @@ from assignar_pipeline.pay.tables import (
     timesheet,
     timesheet_adjustment,
 )
+from assignar_pipeline.reconcile.conflicts import KIND_LABELS
 from assignar_pipeline.status import ConnectionStatus, connection_status
 
 
@@ -181,3 +183,53 @@ def _day_key(row: sa.Row) -> tuple[int, int, date]:
 def sync_warnings(conn: Connection, connections: Sequence) -> dict[str, ConnectionStatus]:
     """Connection key → its status (Connected / Sync Warning / Error) with open conflicts."""
     return {c.key: connection_status(conn, c.id) for c in connections}
+
+
+# -- findings per connection, for alerts (`assignar_pipeline.alerts`) ----------------------------
+
+
+def quarantine_findings(
+    connections: Sequence, quarantined: Sequence[QuarantineSummary]
+) -> list[Finding]:
+    by_id = {q.connection_id: q for q in quarantined}
+    found = []
+    for c in connections:
+        q = by_id.get(c.id)
+        reasons = tuple(f"quarantined: {r}" for r in q.reasons) if q else ()
+        found.append(Finding(c.key, q is not None, q.count if q else 0, reasons))
+    return found
+
+
+def conflict_findings(statuses: dict[str, ConnectionStatus], kinds: Sequence[str]) -> list[Finding]:
+    found = []
+    for key, status in statuses.items():
+        counts = {k: status.open_conflicts.get(k, 0) for k in kinds}
+        reasons = tuple(f"{n} {KIND_LABELS[k]} conflict(s) open" for k, n in counts.items() if n)
+        if reasons:
+            reasons += (f"list them: {status.conflicts_command}",)
+        found.append(Finding(key, bool(reasons), sum(counts.values()), reasons))
+    return found
+
+
+def duplicate_findings(
+    connections: Sequence, duplicates: Sequence[tuple[int, int]]
+) -> list[Finding]:
+    found = []
+    for c in connections:
+        ids = [external for cid, external in duplicates if cid == c.id]
+        reasons = tuple(f"Assignar timesheet {i} is in Pay more than once" for i in ids)
+        found.append(Finding(c.key, bool(ids), len(ids), reasons[:FIRST_REASONS]))
+    return found
+
+
+def parity_findings(connections: Sequence, mismatches: Sequence[MinutesMismatch]) -> list[Finding]:
+    found = []
+    for c in connections:
+        mine = [m for m in mismatches if m.connection_id == c.id]
+        reasons = tuple(
+            f"Pay employee {m.employee_id} on {m.work_date}: Assignar {m.assignar_minutes} min, "
+            f"Pay {m.pay_minutes} min"
+            for m in mine[:FIRST_REASONS]
+        )
+        found.append(Finding(c.key, bool(mine), len(mine), reasons))
+    return found

@@ -7,7 +7,7 @@ import os
 
 import dagster as dg
 
-from assets import ASSETS, JOBS
+from assets import ASSET_CHECKS, ASSETS, JOBS
 from resources import RESOURCES
 from schedules import SCHEDULES
 from sensors import SENSORS
@@ -49,6 +49,7 @@ def executor_from_env() -> dg.ExecutorDefinition:
 
 defs = dg.Definitions(
     assets=ASSETS,
+    asset_checks=ASSET_CHECKS,
     jobs=JOBS,
     resources=RESOURCES,
     schedules=SCHEDULES,

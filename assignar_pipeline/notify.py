@@ -285,6 +285,17 @@ def _target(channel: str, setting: SyncSettings) -> str:
 def _email(
     report: Report, setting: SyncSettings, smtp: SmtpConfig, environ: Mapping[str, str]
 ) -> None:
+    send_email(smtp, setting.notify_emails, report.subject(), report.body(), environ)
+
+
+def send_email(
+    smtp: SmtpConfig,
+    recipients: Sequence[str],
+    subject: str,
+    body: str,
+    environ: Mapping[str, str] = os.environ,
+) -> None:
+    """One plain-text message over SMTP; NotificationError says what to fix (never a secret)."""
     if not smtp.enabled:
         raise NotificationError(
             "Email is not configured: set SMTP_HOST (and SMTP_PORT, SMTP_STARTTLS, SMTP_USERNAME, "
@@ -292,9 +303,9 @@ def _email(
         )
     message = EmailMessage()
     message["From"] = smtp.sender
-    message["To"] = ", ".join(setting.notify_emails)
-    message["Subject"] = report.subject()
-    message.set_content(report.body())
+    message["To"] = ", ".join(recipients)
+    message["Subject"] = subject
+    message.set_content(body)
     username, password = environ.get(smtp.username_env), environ.get(smtp.password_env)
     try:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout) as client:
@@ -323,19 +334,36 @@ def _email(
 def _webhook(
     report: Report, setting: SyncSettings, environ: Mapping[str, str], timeout: float
 ) -> None:
-    url = setting.webhook_url or ""
+    post_webhook(
+        setting.webhook_url or "",
+        report.payload(),
+        environ,
+        timeout,
+        owner=f"the webhook of {report.connection_key}",
+    )
+
+
+def post_webhook(
+    url: str,
+    payload: Mapping[str, Any],
+    environ: Mapping[str, str] = os.environ,
+    timeout: float = 10.0,
+    *,
+    owner: str = "the webhook",
+) -> None:
+    """POST `payload` as JSON to `url`, or to the URL in variable NAME when `url` is env:NAME."""
     if url.startswith("env:"):
-        url = environ.get(url[4:], "")
+        name = url[4:]
+        url = environ.get(name, "")
         if not url:
             raise NotificationError(
-                f"Environment variable {setting.webhook_url[4:]} (the webhook of "
-                f"{report.connection_key}) is not set where the Dagster daemon runs."
+                f"Environment variable {name} ({owner}) is not set where the Dagster daemon runs."
             )
     host = urlsplit(url).hostname or "?"
     try:
         response = httpx.post(
             url,
-            content=json.dumps(report.payload(), default=str),
+            content=json.dumps(payload, default=str),
             headers={"Content-Type": "application/json"},
             timeout=timeout,
         )

@@ -1,4 +1,5 @@
-"""Run-status sensors: record how each run ended in the sync log, and tell each team.
+"""Run-status sensors: record how each run ended in the sync log, tell each team, and tell the
+data engineers when any job starts failing or succeeds again (`sensors.alerts.run_alert`).
 
 - A finished initial import: its team hears the counts (success) or the failure's message.
 - A failed sync: only the teams whose connection failed hear about it, each with its own message.
@@ -22,6 +23,7 @@ from assignar_pipeline.pay import tables as t
 from assignar_pipeline.synclog import finish_run, record_run_failure, run_kind
 from resources.notify import NotifyResource
 from resources.pay import PayDatabaseResource
+from sensors.alerts import run_alert
 from sensors.timing import interval
 
 FINISHED_BACKFILL = {
@@ -107,7 +109,8 @@ def _notify(context, pay: PayDatabaseResource, notify: NotifyResource, run_ids: 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Records successful runs; an initial import's team hears its counts.",
+    description="Records successful runs; an initial import's team hears its counts; a job "
+    "that had failed: the data engineers hear it succeeds again.",
 )
 def notify_on_success(
     context: dg.RunStatusSensorContext, pay: PayDatabaseResource, notify: NotifyResource
@@ -115,17 +118,19 @@ def notify_on_success(
     run = context.dagster_run
     kind = run_kind(run.tags)
     finish_run(pay.engine, run.run_id, "success", kind=kind)
+    connections = covered_connections(
+        pay.engine, run.run_config, covers_connections=works_on_connections(run)
+    )
     if kind == "initial_import":
-        connections = covered_connections(
-            pay.engine, run.run_config, covers_connections=works_on_connections(run)
-        )
         url = f"{notify.ui_url()}/runs/{run.run_id}"
         _notify(context, pay, notify, [run.run_id], connections, "import_finished", run.run_id, url)
+    run_alert(context, pay, notify, run, failed=False, connections=_keys(pay, connections))
 
 
 @dg.run_failure_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Records failed runs in the sync log; each failed connection's team hears why.",
+    description="Records failed runs in the sync log; each failed connection's team hears why; "
+    "the data engineers hear of any job that starts failing.",
 )
 def notify_on_failure(
     context: dg.RunFailureSensorContext, pay: PayDatabaseResource, notify: NotifyResource
@@ -160,6 +165,15 @@ def notify_on_failure(
             url,
             message,
         )
+    run_alert(
+        context, pay, notify, run, failed=True, message=message,
+        connections=_keys(pay, connections),
+    )  # fmt: skip
+
+
+def _keys(pay: PayDatabaseResource, connection_ids: Sequence[int]) -> list[str]:
+    by_id = {c.id: c.key for c in all_connections(pay.engine)}
+    return [by_id[i] for i in connection_ids if i in by_id]
 
 
 @dg.sensor(

@@ -680,3 +680,20 @@ notification = Table(
     Column("error", Text),  # why it could not be delivered (never a secret)
     UniqueConstraint("connection_id", "event_key", "channel"),
 )
+
+alert_state = Table(
+    "alert_state",
+    metadata,
+    # A check ("pay_timesheets:minutes_parity") or a job ("job:sync_assignar")...
+    Column("source", String(200), nullable=False),
+    # ...and what it concerns: a connection key, or "" for the deployment as a whole.
+    Column("subject", String(100), nullable=False),
+    Column("state", String(10), nullable=False),  # failing | passing
+    Column("since", UtcDateTime, nullable=False),  # when it entered this state
+    # Order of the evaluation that set it (check execution id, run end in ms): newer wins, so
+    # an evaluation seen twice, or late, never changes the state back.
+    Column("seen", BigInteger, nullable=False),
+    Column("detail", Text),  # the first reasons of the failure, for the recovery notice
+    Column("error", Text),  # why the last notice could not be delivered (never a secret)
+    PrimaryKeyConstraint("source", "subject"),
+)

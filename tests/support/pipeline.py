@@ -27,7 +27,7 @@ LAST_4_WEEKS = (TODAY - timedelta(days=27), TODAY + timedelta(days=1))
 BOOKKEEPING = {"sync_log", "sync_state", "sync_conflict_seen"}  # when, not what
 #: Sync operations' bookkeeping: cursors, runs, settings, rate limit, queued imports, notifications.
 BOOKKEEPING |= {"sync_cursor", "sync_run", "sync_setting", "rate_limit_bucket", "bulk_import"}
-BOOKKEEPING |= {"notification"}
+BOOKKEEPING |= {"notification", "alert_state"}
 
 
 @dataclass
