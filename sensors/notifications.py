@@ -58,9 +58,12 @@ def covered_connections(
     return [c.id for c in active_connections(engine)]
 
 
-def works_on_connections(run: dg.DagsterRun) -> bool:
+def works_on_connections(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
     """Runs that materialize assets and the sync job work on connections; other jobs do not."""
-    return bool(run.asset_selection or run.asset_check_selection) or run.job_name == SYNC_JOB
+    if run.job_name == SYNC_JOB:
+        return True
+    planned = dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    return bool(instance.all_logs(run.run_id, of_type=planned))
 
 
 def failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
@@ -119,7 +122,7 @@ def notify_on_success(
     kind = run_kind(run.tags)
     finish_run(pay.engine, run.run_id, "success", kind=kind)
     connections = covered_connections(
-        pay.engine, run.run_config, covers_connections=works_on_connections(run)
+        pay.engine, run.run_config, covers_connections=works_on_connections(context.instance, run)
     )
     if kind == "initial_import":
         url = f"{notify.ui_url()}/runs/{run.run_id}"
@@ -142,7 +145,7 @@ def notify_on_failure(
     )
     finish_run(pay.engine, run.run_id, "failure", kind=kind, error=message[:2000])
     connections = covered_connections(
-        pay.engine, run.run_config, covers_connections=works_on_connections(run)
+        pay.engine, run.run_config, covers_connections=works_on_connections(context.instance, run)
     )
     explained = failed_connections(pay.engine, run.run_id)
     if not explained and connections:  # nothing of its own: the run itself failed for all of them
