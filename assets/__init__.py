@@ -3,10 +3,17 @@
 from assets.assignar import ASSIGNAR_ASSETS
 from assets.connection import connect_assignar, test_assignar_connection
 from assets.pay import PAY_ASSETS
+from assets.preview import preview_import_job
 from assets.reconcile import RECONCILE_ASSETS, RECONCILE_JOBS
 from assets.sync import SYNC_JOBS
 
 ASSETS = [*ASSIGNAR_ASSETS, *RECONCILE_ASSETS, *PAY_ASSETS]
-JOBS = [test_assignar_connection, connect_assignar, *RECONCILE_JOBS, *SYNC_JOBS]
+JOBS = [
+    test_assignar_connection,
+    connect_assignar,
+    *RECONCILE_JOBS,
+    *SYNC_JOBS,
+    preview_import_job,
+]
 
 __all__ = ["ASSETS", "JOBS"]

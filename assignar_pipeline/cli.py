@@ -14,7 +14,7 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from assignar_pipeline import cli_sync
+from assignar_pipeline import cli_preview, cli_sync
 from assignar_pipeline.client import AssignarClient
 from assignar_pipeline.connections import (
     ConnectionRequest,
@@ -470,6 +470,8 @@ def _fail(message: str) -> NoReturn:
 
 # Sync operations: settings, sync-log, bulk-import (and status, unless defined above).
 cli_sync.register(main)
+# Before big changes: preview an import, export a connection's data.
+cli_preview.register(main)
 
 if __name__ == "__main__":
     main()

@@ -266,9 +266,9 @@ def _filters(
         )
     if entity in WINDOW_FIELDS:
         if scope.projects:
-            filters["project_id__in"] = _project_ids(conn, connection, scope.projects)
+            filters["project_id__in"] = project_ids(conn, connection, scope.projects)
         if scope.workers and entity == "timesheets":
-            filters["user_id__in"] = _worker_ids(conn, connection, scope.workers)
+            filters["user_id__in"] = worker_ids(conn, connection, scope.workers)
         if entity == "orders" and scope.confirmed_orders_only:
             filters["status_id__in"] = confirmed_status_ids(client)
     return filters, local
@@ -296,7 +296,7 @@ def _void_scope(entity: str, filters: dict[str, Any]) -> sa.ColumnElement[bool] 
     return sa.and_(*conditions) if conditions else None
 
 
-def _project_ids(conn: Connection, connection: Any, names: Sequence[str]) -> list[int]:
+def project_ids(conn: Connection, connection: Any, names: Sequence[str]) -> list[int]:
     table = STAGING["projects"]
     rows = conn.execute(
         sa.select(table.c.assignar_id, table.c.code, table.c.name).where(
@@ -306,7 +306,7 @@ def _project_ids(conn: Connection, connection: Any, names: Sequence[str]) -> lis
     return _resolve(names, rows, lambda r: (r.code, r.name), "project", connection.key)
 
 
-def _worker_ids(conn: Connection, connection: Any, names: Sequence[str]) -> list[int]:
+def worker_ids(conn: Connection, connection: Any, names: Sequence[str]) -> list[int]:
     table = STAGING["workers"]
     rows = conn.execute(
         sa.select(
