@@ -2,6 +2,7 @@
 
 from assets.assignar import ASSIGNAR_ASSETS
 from assets.connection import connect_assignar, test_assignar_connection
+from assets.export import export_connection_job
 from assets.pay import PAY_ASSETS
 from assets.preview import preview_import_job
 from assets.reconcile import RECONCILE_ASSETS, RECONCILE_JOBS
@@ -14,6 +15,7 @@ JOBS = [
     *RECONCILE_JOBS,
     *SYNC_JOBS,
     preview_import_job,
+    export_connection_job,
 ]
 
 __all__ = ["ASSETS", "JOBS"]
