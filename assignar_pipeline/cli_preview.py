@@ -93,7 +93,7 @@ def take_export(keys: Sequence[str], out: Path, window: tuple[date, date] | None
         _fail(f"Pay database error; no export written: {_first_line(exc)}")
     finally:
         engine.dispose()
-    span = f", {window[0]} to {window[1]}" if window else ""
+    span = f" ({window[0]}..{window[1]})" if window else ""
     click.echo(
         f"Exported {', '.join(result.connections)}{span} to {result.path} "
         f"({result.rows} rows in {len(result.files)} files; manifest.json has their SHA-256)"
