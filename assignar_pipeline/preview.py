@@ -347,11 +347,15 @@ def preview_import(
         )
         if wanted
     ]
+    if request.orders and not connection.import_orders:
+        raise PreviewRefused(
+            f"Connection {connection.key!r} does not import orders: leave out --orders, or "
+            "connect it again with --orders to import them."
+        )
     if not entities:
         raise PreviewRefused(
-            f"Connection {connection.key!r} imports no timesheets"
-            + (" and no orders" if request.orders else "; add --orders to preview orders")
-            + ": nothing to preview (change its import options with `connect`)."
+            f"Connection {connection.key!r} imports no timesheets: add --orders to preview its "
+            "orders (or change its import options with `connect`)."
         )
     with engine.connect() as conn:
         outer = conn.begin()
