@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from assignar_pipeline.connections import ConnectionRow, ConnectionsError, active_connections
+from assignar_pipeline.markdown import markdown_table
 from assignar_pipeline.sync import failed_in_run
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
@@ -60,14 +61,7 @@ class DateProgress:
 
 def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """A small markdown table (the per-connection preview shown in the UI)."""
-    if not rows:
-        return "_no connections in scope_"
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = [str(row.get(c, "")).replace("|", "\\|").replace("\n", " ") for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(rows, empty="_no connections in scope_")
 
 
 def per_connection_metadata(

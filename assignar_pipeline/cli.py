@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import sys
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import NoReturn
 
 import click
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from assignar_pipeline import cli_sync
+from assignar_pipeline import cli_preview, cli_sync
 from assignar_pipeline.client import AssignarClient
 from assignar_pipeline.connections import (
     ConnectionRequest,
@@ -25,6 +26,7 @@ from assignar_pipeline.connections import (
     secret_from_env,
 )
 from assignar_pipeline.errors import AssignarError
+from assignar_pipeline.export import ExportRefused
 from assignar_pipeline.pay import tables
 from assignar_pipeline.pay.database import create_pay_engine, database_url, migrate
 from assignar_pipeline.pay.seed import seed_demo
@@ -180,8 +182,19 @@ def connect_command(
 
 @main.command("disconnect")
 @click.option("--key", required=True, help="The connection to disconnect.")
-def disconnect_command(key: str) -> None:
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="First write everything the connection holds to this zip (see `export`).",
+)
+def disconnect_command(key: str, export_path: Path | None) -> None:
     """Stop syncing a connection; everything it imported stays in Pay."""
+    if export_path is not None:
+        try:
+            cli_preview.take_export([key], export_path, None)
+        except ExportRefused as exc:
+            _fail(f"Not disconnected: {exc}")
     engine = _pay_engine()
     try:
         row = disconnect(engine, key)
@@ -470,6 +483,8 @@ def _fail(message: str) -> NoReturn:
 
 # Sync operations: settings, sync-log, bulk-import (and status, unless defined above).
 cli_sync.register(main)
+# Before big changes: preview an import, export a connection's data.
+cli_preview.register(main)
 
 if __name__ == "__main__":
     main()

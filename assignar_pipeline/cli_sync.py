@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -261,6 +262,12 @@ def echo_sync_details(s: SyncStatus) -> None:
 @click.option(
     "--print", "print_only", is_flag=True, help="Print the GraphQL request; send nothing."
 )
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="First write the connections' data for these dates to this zip (see `export`).",
+)
 def bulk_import_command(
     connections: tuple[str, ...],
     preset: str | None,
@@ -273,8 +280,11 @@ def bulk_import_command(
     at: str | None,
     dagster_url: str,
     print_only: bool,
+    export_path: Path | None = None,
 ) -> None:
     """Import history as a Dagster backfill (progress on its page in the UI)."""
+    if export_path is not None and print_only:
+        raise click.UsageError("--print sends nothing, so there is nothing to --export before.")
     history_start = date.fromisoformat(os.environ.get("PIPELINE_HISTORY_START", "2020-01-01"))
     today = datetime.now().astimezone().date()
     try:
@@ -298,6 +308,8 @@ def bulk_import_command(
             click.echo(json.dumps(graphql_request(spec), indent=2))
             return
         _check_scope(spec)
+        if export_path is not None:
+            _export_first(spec, export_path)
         if at:
             engine = _engine()
             try:
@@ -313,6 +325,25 @@ def bulk_import_command(
         _fail(str(exc))
     click.echo(f"Launched backfill {backfill_id}: {spec.describe()}")
     click.echo(f"  progress: {dagster_url.rstrip('/')}/runs/b/{backfill_id}")
+
+
+def _export_first(spec: BulkImport, path: Path) -> None:
+    """The export the import's connections and dates, before anything is launched or queued."""
+    # Imported here: cli_preview builds on this module's helpers.
+    from assignar_pipeline.cli_preview import take_export
+    from assignar_pipeline.export import ExportRefused
+
+    keys = list(spec.connections)
+    if not keys:
+        engine = _engine()
+        try:
+            keys = [c.key for c in active_connections(engine)]
+        finally:
+            engine.dispose()
+    try:
+        take_export(keys, path, (spec.start, spec.end))
+    except ExportRefused as exc:
+        _fail(f"Not launched: {exc}")
 
 
 def _check_scope(spec: BulkImport) -> None:

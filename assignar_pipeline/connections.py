@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from assignar_pipeline.client import AssignarClient, RetryPolicy
 from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.pay import tables as t
+from assignar_pipeline.ratelimit import SharedTokenBucket, account_key
 from assignar_pipeline.settings import Endpoints, Region, Secret, endpoints_for
 
 #: The permission a Pay role needs to connect or disconnect integrations (pay-domain.md §1.3).
@@ -368,6 +369,40 @@ def active_connections(engine: Engine, keys: Sequence[str] | None = None) -> lis
 def secret_for(row: ConnectionRow, environ: Mapping[str, str] = os.environ) -> Secret:
     """The client secret of `row`, read from the environment variable it names."""
     return _secret_from_env(row.client_secret_ref, environ, MissingSecretError, row.key)
+
+
+def request_rate(environ: Mapping[str, str] = os.environ) -> float | None:
+    """Requests per second per Assignar account (ASSIGNAR_MAX_REQUESTS_PER_SECOND), or None."""
+    return float(environ.get("ASSIGNAR_MAX_REQUESTS_PER_SECOND") or 0) or None
+
+
+def open_client(
+    row: ConnectionRow,
+    engine: Engine | None = None,
+    *,
+    rate: float | None = None,
+    timeout: float = 30.0,
+    retry_max_seconds: float = 300.0,
+) -> AssignarClient:
+    """A client for one connection, its secret read from the variable the connection names.
+
+    With the Pay `engine` and a `rate`, the limit is the account's bucket in the Pay database,
+    which holds across concurrent runs and processes; without the engine, a limit for this
+    client alone.
+    """
+    limiter = None
+    if rate and engine is not None:
+        limiter = SharedTokenBucket(engine, account_key(row.region, row.client_id), rate)
+    return AssignarClient(
+        row.client_id,
+        secret_for(row),
+        row.region,
+        endpoints=endpoints_for(row.region),
+        timeout=timeout,
+        retry=RetryPolicy(max_total=retry_max_seconds),
+        rate_limiter=limiter,
+        max_requests_per_second=None if limiter else rate,
+    )
 
 
 def secret_from_env(name: str, environ: Mapping[str, str] = os.environ) -> Secret:

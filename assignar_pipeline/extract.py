@@ -271,9 +271,9 @@ def _filters(
         )
     if entity in WINDOW_FIELDS:
         if scope.projects:
-            filters["project_id__in"] = _project_ids(conn, connection, scope.projects)
+            filters["project_id__in"] = project_ids(conn, connection, scope.projects)
         if scope.workers and entity == "timesheets":
-            filters["user_id__in"] = _worker_ids(conn, connection, scope.workers)
+            filters["user_id__in"] = worker_ids(conn, connection, scope.workers)
         if entity == "orders" and scope.confirmed_orders_only:
             filters["status_id__in"] = confirmed_status_ids(client)
     return filters, local
@@ -305,12 +305,12 @@ def check_scope(conn: Connection, connection: Any, scope: Scope) -> None:
     """Refuse, before anything is launched, names the connection does not have (`ScopeError`):
     the same resolution the extract makes of the run config's projects and workers."""
     if scope.projects:
-        _project_ids(conn, connection, scope.projects)
+        project_ids(conn, connection, scope.projects)
     if scope.workers:
-        _worker_ids(conn, connection, scope.workers)
+        worker_ids(conn, connection, scope.workers)
 
 
-def _project_ids(conn: Connection, connection: Any, names: Sequence[str]) -> list[int]:
+def project_ids(conn: Connection, connection: Any, names: Sequence[str]) -> list[int]:
     table = STAGING["projects"]
     rows = conn.execute(
         sa.select(table.c.assignar_id, table.c.code, table.c.name).where(
@@ -320,7 +320,7 @@ def _project_ids(conn: Connection, connection: Any, names: Sequence[str]) -> lis
     return _resolve(names, rows, lambda r: (r.code, r.name), "project", connection.key)
 
 
-def _worker_ids(conn: Connection, connection: Any, names: Sequence[str]) -> list[int]:
+def worker_ids(conn: Connection, connection: Any, names: Sequence[str]) -> list[int]:
     table = STAGING["workers"]
     rows = conn.execute(
         sa.select(

@@ -4,16 +4,18 @@ Credentials belong to each connection and are resolved by reference (the name of
 that holds the secret) where the run executes, so no secret enters run config or the database.
 """
 
-import os
-
 import dagster as dg
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
-from assignar_pipeline.client import AssignarClient, RateLimiter, RetryPolicy
-from assignar_pipeline.connections import ConnectionRow, secret_for, secret_from_env
-from assignar_pipeline.ratelimit import SharedTokenBucket, account_key
-from assignar_pipeline.settings import Secret, endpoints_for
+from assignar_pipeline.client import AssignarClient, RetryPolicy
+from assignar_pipeline.connections import (
+    ConnectionRow,
+    open_client,
+    request_rate,
+    secret_from_env,
+)
+from assignar_pipeline.settings import endpoints_for
 
 
 class AssignarResource(dg.ConfigurableResource):
@@ -37,36 +39,25 @@ class AssignarResource(dg.ConfigurableResource):
         With the Pay `engine`, the rate limit is the account's bucket in the Pay database, which
         holds across concurrent runs and processes; without it, a limit for this client alone.
         """
-        limiter = None
-        rate = self.rate()
-        if rate and engine is not None:
-            key = account_key(connection.region, connection.client_id)
-            limiter = SharedTokenBucket(engine, key, rate)
-        return self._client(
-            connection.region, connection.client_id, secret_for(connection), limiter
+        return open_client(
+            connection,
+            engine,
+            rate=self.rate(),
+            timeout=self.timeout_seconds,
+            retry_max_seconds=self.retry_max_seconds,
         )
 
     def rate(self) -> float | None:
-        return (
-            self.max_requests_per_second
-            or float(os.environ.get("ASSIGNAR_MAX_REQUESTS_PER_SECOND") or 0)
-            or None
-        )
+        return self.max_requests_per_second or request_rate()
 
     def open(self, region: str, client_id: str, secret_env: str) -> AssignarClient:
         """A client for explicit credentials (the test-connection job)."""
-        return self._client(region, client_id, secret_from_env(secret_env))
-
-    def _client(
-        self, region: str, client_id: str, secret: Secret, limiter: RateLimiter | None = None
-    ) -> AssignarClient:
         return AssignarClient(
             client_id,
-            secret,
+            secret_from_env(secret_env),
             region,
             endpoints=endpoints_for(region),
             timeout=self.timeout_seconds,
             retry=RetryPolicy(max_total=self.retry_max_seconds),
-            rate_limiter=limiter,
-            max_requests_per_second=None if limiter else self.rate(),
+            max_requests_per_second=self.rate(),
         )

@@ -54,10 +54,18 @@ def _sqlite_on_connect(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+#: Execution option of a connection that only reads and wants one consistent snapshot (an export):
+#: on SQLite it begins deferred, so it never holds the write lock while it reads.
+SNAPSHOT_READ = "pay_snapshot_read"
+
+
 def _sqlite_begin_immediate(conn: Connection) -> None:
     # Take the write lock when the transaction starts, not at its first write: two writers then
     # queue instead of one failing with "database is locked" halfway through.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if conn.get_execution_options().get(SNAPSHOT_READ):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 #: Alembic configures its `context` module globally while a command runs, so two threads that
