@@ -156,6 +156,9 @@ def assignar_workers(
     partitions_def=work_dates,
     backfill_policy=backfill_policy,
     retry_policy=API_RETRY,
+    # A run's project and worker filters resolve against staged projects and workers: a run
+    # that also refreshes those must do so first.
+    deps=["assignar_projects", "assignar_workers"],
     check_specs=[_quarantine_check("timesheets")],
 )
 def assignar_timesheets(
@@ -180,6 +183,9 @@ def assignar_timesheets(
     partitions_def=work_dates,
     backfill_policy=backfill_policy,
     retry_policy=API_RETRY,
+    # A run's project and worker filters resolve against staged projects and workers: a run
+    # that also refreshes those must do so first.
+    deps=["assignar_projects", "assignar_workers"],
     check_specs=[_quarantine_check("orders")],
 )
 def assignar_orders(

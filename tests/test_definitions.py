@@ -98,3 +98,13 @@ def test_asset_graph_has_groups_kinds_owners_and_descriptions():
     for name, spec in specs.items():
         assert spec.description and len(spec.description) > 40, name
         assert spec.kinds and spec.owners, name
+
+
+def test_each_asset_can_run_alone_as_a_backfill_selects_it():
+    """A backfill of one dated asset (pay_timesheets without pay_orders) builds a job: no check
+    or multi-asset forces its siblings into the selection."""
+    job = defs.resolve_implicit_global_asset_job_def()
+    for asset in defs.assets:
+        for key in asset.keys:
+            subset = job.get_subset(asset_selection={key})
+            assert key in subset.asset_layer.selected_asset_keys
