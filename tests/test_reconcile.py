@@ -5,11 +5,15 @@ copy of that database."""
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 
 from assignar_pipeline.connections import active_connections
 from assignar_pipeline.definitions import defs
@@ -138,6 +142,15 @@ def test_each_conflict_kind_is_raised_once_and_only_once_across_syncs(synced):
     assert {c.id for c in rows(engine, t.sync_conflict)} == ids
     warning = _check(result, "pay_employees", "no_open_conflicts")
     assert not warning.passed and warning.severity == dg.AssetCheckSeverity.WARN
+    headline, *named, more = warning.description.splitlines()
+    assert headline.startswith("demo: Sync Warning: 2 Duplicate Project, 1 Rate Difference")
+    assert len(named) == 5
+    assert all(
+        re.fullmatch(r"- demo [0-9a-f]{8} Worker Mismatch: .+ \(holds .+\)", n) for n in named
+    )
+    timesheets = _check(result, "pay_timesheets", "no_open_conflicts").description.splitlines()
+    assert re.search(r"timesheets of \d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d\)$", timesheets[1])
+    assert more == "... and 6 more (see the command)"
     demo = warning.metadata["per_connection"].value["demo"]
     assert demo["status"] == "Sync Warning"
     assert demo["open_conflicts"]["worker_mismatch"] == 11
@@ -433,6 +446,73 @@ def test_a_timesheet_pay_has_paid_is_never_changed_by_an_upstream_edit(synced, d
     assert ran.success and synced.checksums() == settled
     assert _check(ran, "pay_timesheets", "minutes_parity").passed
     assert one(engine, t.timesheet, t.timesheet.c.id == paid.id) == paid
+
+
+# -- checks: the failing branches, end to end ---------------------------------------------------
+
+
+def test_a_payroll_correction_in_pay_fails_minutes_parity_naming_employee_and_day(synced):
+    """Pay's minutes corrected after the load: minutes_parity fails (ERROR, not blocking) and
+    names the connection, the employee and the day; the run still succeeds."""
+    engine = synced.engine
+    corrected = next(r for r in rows(engine, t.timesheet) if r.status == "imported")
+    with engine.begin() as conn:
+        conn.execute(
+            t.timesheet.update()
+            .where(t.timesheet.c.id == corrected.id)
+            .values(payable_minutes=t.timesheet.c.payable_minutes - 5)
+        )
+    person = one(engine, t.employee, t.employee.c.id == corrected.employee_id)
+
+    result = synced.materialize(["pay_timesheets"], _day(corrected.work_date))
+    assert result.success, "a mismatch is reported, it does not fail the run"
+    check = _check(result, "pay_timesheets", "minutes_parity")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    day = corrected.work_date.isoformat()
+    assert check.description.startswith("1 employee-day differs from Assignar")
+    assert f"demo: {person.first_name} {person.last_name} ({person.employee_number})" in (
+        check.description
+    )
+    assert f"on {day}: Pay " in check.description and " min, Assignar " in check.description
+    (first,) = check.metadata["first"].value
+    assert first["connection"] == "demo" and first["work_date"] == day
+    assert first["pay_minutes"] == first["assignar_minutes"] - 5
+
+
+def test_a_timesheet_in_pay_twice_fails_the_blocking_duplicate_check_naming_it(synced):
+    """A Pay database without the unique guard holding one Assignar timesheet twice: the
+    blocking no_duplicate_timesheets check fails the step and names connection, employee, day."""
+    engine = synced.engine
+    # A Pay schema made by hand, without our unique constraint on the Assignar id. A plain
+    # engine: SQLite rebuilds the table to drop it, which foreign-key enforcement would refuse.
+    plain = sa.create_engine(engine.url)
+    with (
+        plain.begin() as conn,
+        Operations(MigrationContext.configure(conn)).batch_alter_table("timesheet") as batch,
+    ):
+        batch.drop_constraint("uq_timesheet_source_connection_id_source_external_id", "unique")
+    plain.dispose()
+    original = next(r for r in rows(engine, t.timesheet) if r.status == "imported")
+    with engine.begin() as conn:
+        copy = conn.execute(
+            t.timesheet.insert()
+            .values({k: v for k, v in original._asdict().items() if k != "id"})
+            .returning(t.timesheet.c.id)
+        ).scalar_one()
+    person = one(engine, t.employee, t.employee.c.id == original.employee_id)
+
+    result = synced.materialize(["pay_timesheets"], _day(original.work_date))
+    assert not result.success, "a blocking check that fails ends the run failed"
+    check = _check(result, "pay_timesheets", "no_duplicate_timesheets")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.description.startswith("1 Assignar timesheet would be paid twice")
+    assert (
+        f"demo: {person.first_name} {person.last_name} ({person.employee_number}) on "
+        f"{original.work_date}: Assignar timesheet {original.source_external_id} is Pay "
+        f"timesheets {original.id}, {copy}"
+    ) in check.description
+    (first,) = check.metadata["first"].value
+    assert first["pay_ids"] == [original.id, copy]
 
 
 # -- refusals and status ------------------------------------------------------------------------
