@@ -10,7 +10,7 @@ checks (minutes parity, Sync Warning) reflect the decision.
 
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 from dagster._core.execution.backfill import PartitionBackfill  # what launchPartitionBackfill adds
@@ -21,6 +21,7 @@ from assets.assignar import API_RETRY, KINDS, OWNERS
 from assets.reporting import connections_in_scope, fail_if_connections_failed, table_markdown
 from assignar_pipeline.reconcile.rates import refresh_rates
 from assignar_pipeline.reconcile.resolve import Choice, ResolutionError, resolve_conflicts
+from assignar_pipeline.windows import format_window
 from resources.assignar import AssignarResource
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
@@ -151,7 +152,8 @@ def resolve_conflicts_op(
             backfills[key] = _launch(context, key, days)
             context.log.info(
                 f"{key}: {result.released[key]} held record(s) loaded; backfill "
-                f"{backfills[key]} re-materializes {len(days)} date(s) {days[0]}..{days[-1]}"
+                f"{backfills[key]} re-materializes {len(days)} date(s) of "
+                f"{format_window(days[0], days[-1] + timedelta(days=1))}"
             )
     summary = {
         "resolved": [

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from assignar_pipeline.pay.tables import bulk_import
+from assignar_pipeline.windows import format_window
 
 OPERATION_TAG = "assignar/operation"
 CONNECTIONS_TAG = "assignar/connections"
@@ -89,7 +90,8 @@ class BulkImport:
             for name, values in (("projects", self.projects), ("workers", self.workers))
             if values
         )
-        return f"{what} {self.start}..{self.end} ({self.days} days) for {who}{filters}"
+        dates = format_window(self.start, self.end + timedelta(days=1))
+        return f"{what} {dates} ({self.days} days) for {who}{filters}"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +29,7 @@ from assignar_pipeline.pay.tables import (
 )
 from assignar_pipeline.reconcile.queries import list_conflicts
 from assignar_pipeline.status import ConnectionStatus, connection_status
+from assignar_pipeline.windows import format_window
 
 #: How many records a failing check's description names; its metadata lists more.
 NAMED = 5
@@ -414,7 +415,11 @@ def sync_warning_description(
         for v in list_conflicts(conn, connection_key=key, status="open"):
             if v.kind in kinds:
                 held = ", ".join(_plural(n, e) for e, n in sorted(v.held.items())) or "nothing"
-                days = f" of {v.held_dates[0]} to {v.held_dates[1]}" if v.held_dates else ""
+                days = (
+                    f" of {format_window(v.held_dates[0], v.held_dates[1] + timedelta(days=1))}"
+                    if v.held_dates
+                    else ""
+                )
                 line = f"{key} {v.id[:8]} {v.label}: {v.summary} (holds {held}{days})"
                 named.append((-sum(v.held.values()), line))
     lines = [line for _, line in sorted(named, key=lambda n: n[0])]

@@ -7,6 +7,7 @@ simulator. Every error a user can meet prints one message and exits 1, never a t
 from __future__ import annotations
 
 import sys
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import NoReturn
 
@@ -40,6 +41,7 @@ from assignar_pipeline.reconcile.settings import set_thresholds, thresholds_for
 from assignar_pipeline.settings import Region, endpoints_for
 from assignar_pipeline.simulator.cli import simulator
 from assignar_pipeline.status import connection_status
+from assignar_pipeline.windows import format_window
 
 
 @click.group()
@@ -357,8 +359,8 @@ def conflicts_resolve(
         )
     for key, days in result.unblocked.items():
         click.echo(
-            f"  {key}: loaded {result.released[key]} held record(s) of {len(days)} date(s), "
-            f"{days[0]} to {days[-1]}"
+            f"  {key}: loaded {result.released[key]} held record(s) of {len(days)} date(s) "
+            f"of {format_window(days[0], days[-1] + timedelta(days=1))}"
         )
 
 
@@ -421,7 +423,7 @@ def _echo_view(v: ConflictView) -> None:
             click.echo(f"  {side}: {_flat(v.details[side])}")
     if v.held:
         held = ", ".join(f"{n} {e}s" for e, n in sorted(v.held.items()))
-        dates = f" ({v.held_dates[0]} to {v.held_dates[1]})" if v.held_dates else ""
+        dates = f" of {_days(v.held_dates)}" if v.held_dates else ""
         click.echo(f"  holds: {held}{dates}")
     if v.candidates:
         click.echo("  candidates:")
@@ -441,6 +443,11 @@ def _echo_view(v: ConflictView) -> None:
         click.echo(
             f"  e.g. assignar-pipeline conflicts resolve {v.id[:8]} {v.choices[0]} --by EMAIL"
         )
+
+
+def _days(first_and_last: tuple[date, date]) -> str:
+    first, last = first_and_last
+    return format_window(first, last + timedelta(days=1))
 
 
 def _flat(values: dict) -> str:

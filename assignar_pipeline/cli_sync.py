@@ -35,6 +35,7 @@ from assignar_pipeline.sync_settings import (
     set_batch_size,
 )
 from assignar_pipeline.synclog import SyncStatus, sync_log_rows, sync_status
+from assignar_pipeline.windows import format_window
 
 ON_OFF = click.Choice(["on", "off"])
 
@@ -163,7 +164,7 @@ def sync_log_command(keys: tuple[str, ...], run_id: str | None, limit: int, as_j
                         "kind": r.kind,
                         "connection": r.connection,
                         "entity": r.entity,
-                        "window": [d.isoformat() for d in r.window] if r.window else None,
+                        "window": format_window(*r.window) if r.window else None,
                         **r.counts,
                         "api_requests": r.api_requests,
                         "error": r.error,
@@ -180,7 +181,7 @@ def sync_log_command(keys: tuple[str, ...], run_id: str | None, limit: int, as_j
             r.kind,
             r.connection,
             r.entity,
-            f"{r.window[0]}..{r.window[1]}" if r.window else "",
+            format_window(*r.window) if r.window else "",
             *(str(r.counts[n]) for n in ("fetched", "inserted", "updated", "voided")),
             str(r.counts["quarantined"]),
             str(r.counts["held"]),
