@@ -24,7 +24,12 @@ from assignar_pipeline.bulk import (
     parse_at,
     queue,
 )
-from assignar_pipeline.connections import ConnectionsError, active_connections, all_connections
+from assignar_pipeline.connections import (
+    ConnectionsError,
+    active_connections,
+    all_connections,
+    named_connections,
+)
 from assignar_pipeline.pay.database import create_pay_engine, database_url, migrate
 from assignar_pipeline.sync_settings import (
     SettingsChange,
@@ -145,8 +150,11 @@ def sync_log_command(keys: tuple[str, ...], run_id: str | None, limit: int, as_j
     """What each run did per connection: counts, requests and errors, newest first."""
     engine = _engine()
     try:
+        named_connections(engine, keys)
         with engine.connect() as conn:
             rows = sync_log_rows(conn, keys=list(keys) or None, run_id=run_id, limit=limit)
+    except ConnectionsError as exc:
+        _fail(str(exc))
     except sa.exc.SQLAlchemyError as exc:
         _fail(f"Pay database error: {_first_line(exc)}")
     finally:

@@ -91,7 +91,7 @@ def test_the_settings_job_applies_and_refuses_like_the_command(pipeline):
 def test_sync_log_and_status_explain_a_good_and_a_failed_connection(pipeline, monkeypatch):
     """After a sync where one connection's secret was rotated and another's variable is unset:
     `sync-log` shows each connection's rows with the run's kind, the window (last date included)
-    and the error; `status` says
+    and the error, and refuses an unknown key; `status` says
     Error with that message for each, and for the good one its last sync and next due sync; the
     run's metadata carries the same status."""
     assert pipeline.materialize().success
@@ -115,6 +115,8 @@ def test_sync_log_and_status_explain_a_good_and_a_failed_connection(pipeline, mo
     assert windows == {None, f"{LAST_4_WEEKS[0]}..{TODAY}"}, "the last date is included"
     code, out = _cli("sync-log", "--key", "demo")
     assert f" {LAST_4_WEEKS[0]}..{TODAY} " in out
+    code, out = _cli("sync-log", "--key", "demo", "--key", "nope")
+    assert code == 1 and "No connection has the key 'nope'. Known keys: broken, demo, unset." in out
 
     code, out = _cli("status")
     assert code == 0, out
