@@ -21,6 +21,8 @@ from assignar_pipeline.bulk import (
     date_range,
     graphql_request,
     launch,
+    local_today,
+    one_range,
     parse_at,
     queue,
 )
@@ -250,10 +252,12 @@ def echo_sync_details(s: SyncStatus) -> None:
 
 @click.command("bulk-import")
 @click.option("--connection", "connections", multiple=True, help="Connection key (repeatable).")
-@click.option("--full-history", "preset", flag_value="full", help="From the first partition.")
-@click.option("--last-3-months", "preset", flag_value="3m", help="The last 3 months.")
+@click.option("--full-history", is_flag=True, help="From the first partition to today.")
+@click.option("--last-3-months", is_flag=True, help="The last 3 months, to today.")
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First date.")
-@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last date (default today).")
+@click.option(
+    "--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last date, included (default today)."
+)
 @click.option("--project", "projects", multiple=True, help="Only this project (code or name).")
 @click.option("--worker", "workers", multiple=True, help="Only this worker (id, email, name).")
 @click.option("--timesheets/--no-timesheets", default=True, show_default=True)
@@ -271,7 +275,8 @@ def echo_sync_details(s: SyncStatus) -> None:
 )
 def bulk_import_command(
     connections: tuple[str, ...],
-    preset: str | None,
+    full_history: bool,
+    last_3_months: bool,
     start: datetime | None,
     end: datetime | None,
     projects: tuple[str, ...],
@@ -282,10 +287,20 @@ def bulk_import_command(
     dagster_url: str,
     print_only: bool,
 ) -> None:
-    """Import history as a Dagster backfill (progress on its page in the UI)."""
+    """Import history as a Dagster backfill (progress on its page in the UI). Dates are the
+    connections' local work dates; "today" is today where they are."""
     history_start = date.fromisoformat(os.environ.get("PIPELINE_HISTORY_START", "2020-01-01"))
-    today = datetime.now().astimezone().date()
     try:
+        one_range(
+            {
+                "--full-history": full_history,
+                "--last-3-months": last_3_months,
+                "--from": start is not None,
+                "--to": end is not None,
+            }
+        )
+        preset = "full" if full_history else "3m" if last_3_months else None
+        today = _today(connections)
         first, last = date_range(
             preset,
             today,
@@ -322,6 +337,18 @@ def bulk_import_command(
         _fail(str(exc))
     click.echo(f"Launched backfill {backfill_id}: {spec.describe()}")
     click.echo(f"  progress: {dagster_url.rstrip('/')}/runs/b/{backfill_id}")
+
+
+def _today(keys: tuple[str, ...]) -> date:
+    """Today where the import's connections are (those named, else every active one)."""
+    engine = _engine()
+    try:
+        rows = [r for r in all_connections(engine) if r.active and (not keys or r.key in keys)]
+    except sa.exc.SQLAlchemyError as exc:
+        _fail(f"Pay database error: {_first_line(exc)}")
+    finally:
+        engine.dispose()
+    return local_today([r.timezone for r in rows], datetime.now(UTC))
 
 
 def _check_connections(keys: tuple[str, ...]) -> None:
