@@ -29,7 +29,7 @@ from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.pay import tables
 from assignar_pipeline.pay.database import create_pay_engine, database_url, migrate
 from assignar_pipeline.pay.seed import seed_demo
-from assignar_pipeline.reconcile.conflicts import KIND_LABELS
+from assignar_pipeline.reconcile.conflicts import KIND_LABELS, KIND_OPTIONS, kind_named
 from assignar_pipeline.reconcile.queries import (
     STATUSES,
     ConflictView,
@@ -267,7 +267,12 @@ def conflicts() -> None:
 
 @conflicts.command("list")
 @click.option("--connection", "key", help="One connection (default: all).")
-@click.option("--kind", type=click.Choice(list(KIND_LABELS)), help="One kind of conflict.")
+@click.option(
+    "--kind",
+    metavar=f"[{'|'.join(KIND_OPTIONS)}]",
+    callback=lambda _ctx, _param, value: _kind(value),
+    help="One kind of conflict.",
+)
 @click.option(
     "--status", type=click.Choice(STATUSES), default="open", show_default=True, help="Which."
 )
@@ -287,6 +292,16 @@ def conflicts_list(key: str | None, kind: str | None, status: str) -> None:
     click.echo(
         "Details: `assignar-pipeline conflicts show ID`; decide: `... conflicts resolve ID CHOICE`."
     )
+
+
+def _kind(value: str | None) -> str | None:
+    if value is None:
+        return None
+    kind = kind_named(value)
+    if kind is None:
+        raise click.BadParameter(f"{value!r} is not a kind of conflict: use one of "
+                                 f"{', '.join(KIND_OPTIONS)}.")  # fmt: skip
+    return kind
 
 
 @conflicts.command("show")

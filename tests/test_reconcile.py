@@ -175,6 +175,14 @@ def test_each_conflict_kind_is_raised_once_and_only_once_across_syncs(synced):
     assert {**after, "status": "imported"} == paid._asdict(), "the paid timesheet is unchanged"
     adjustment = conflict(engine, "locked_changed", paid.source_external_id)
     assert held_by(engine, adjustment.id) == {paid.source_external_id: paid.work_date}
+    listed = cli(synced, "conflicts", "list", "--kind", "timesheet_adjustment")
+    assert listed.exit_code == 0, listed.output
+    assert f"{adjustment.id[:8]}  demo  Timesheet Adjustment  (holds 1 timesheet" in listed.output
+    assert cli(synced, "conflicts", "list", "--kind", "Timesheet Adjustment").output == (
+        listed.output
+    )
+    shown = cli(synced, "conflicts", "list", "--help").output
+    assert "timesheet_adjustment" in shown and "locked_changed" not in shown
 
 
 # -- resolutions --------------------------------------------------------------------------------
