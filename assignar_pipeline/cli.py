@@ -455,9 +455,7 @@ def _echo_view(v: ConflictView) -> None:
             click.echo(f"  note: {r['note']}")
     elif v.status == "open":
         click.echo(f"  choices: {', '.join(v.choices)}")
-        click.echo(
-            f"  e.g. assignar-pipeline conflicts resolve {v.id[:8]} {v.choices[0]} --by EMAIL"
-        )
+        click.echo(f"  e.g. {v.example}")
 
 
 def _days(first_and_last: tuple[date, date]) -> str:

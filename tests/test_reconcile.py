@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import shlex
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -454,6 +455,25 @@ def test_a_timesheet_pay_has_paid_is_never_changed_by_an_upstream_edit(synced, d
     assert ran.success and synced.checksums() == settled
     assert _check(ran, "pay_timesheets", "minutes_parity").passed
     assert one(engine, t.timesheet, t.timesheet.c.id == paid.id) == paid
+
+
+def test_the_resolve_example_that_conflicts_show_prints_works_as_written(synced):
+    """`conflicts show` ends with a complete resolve command (the target a merge or map needs,
+    a decider with the permission); run as printed, it resolves the conflict."""
+    engine = synced.engine
+    for kind, subject in (
+        ("duplicate_project", METRO_NORTH),
+        ("worker_mismatch", PRIYA_NGUYEN),
+        ("worker_mismatch", FATIMA),  # no candidate: the example creates the employee
+        ("rate_difference", JUN),
+    ):
+        shown = cli(synced, "conflicts", "show", conflict(engine, kind, subject).id[:8])
+        example = next(x for x in shown.output.splitlines() if x.startswith("  e.g. "))
+        program, *args = shlex.split(example.removeprefix("  e.g. "))
+        assert program == "assignar-pipeline"
+        ran = cli(synced, *args)
+        assert ran.exit_code == 0, f"{example}: {ran.output}"
+        assert conflict(engine, kind, subject).status == "resolved", example
 
 
 # -- checks: the failing branches, end to end ---------------------------------------------------
