@@ -23,6 +23,7 @@ from assignar_pipeline.connections import (
     all_connections,
     connect,
     disconnect,
+    named_connections,
     secret_from_env,
 )
 from assignar_pipeline.errors import AssignarError
@@ -237,12 +238,12 @@ def status_command(key: str | None) -> None:
     """Each connection: Connected, Sync Warning (open conflicts) or Error (its last sync failed)."""
     engine = _pay_engine()
     try:
-        rows = [r for r in all_connections(engine) if key is None or r.key == key]
-        if key is not None and not rows:
-            _fail(f"No connection has the key {key!r}: see `assignar-pipeline connections`.")
+        rows = all_connections(engine) if key is None else named_connections(engine, [key])
         with engine.connect() as conn:
             statuses = [connection_status(conn, r.id) for r in rows]
             details = cli_sync.sync_details(conn, [r.id for r in rows])
+    except ConnectionsError as exc:
+        _fail(str(exc))
     except sa.exc.SQLAlchemyError as exc:
         _fail(f"Pay database error: {_db_message(exc)}")
     finally:

@@ -239,9 +239,8 @@ def echo_sync_details(s: SyncStatus) -> None:
     due = f"{s.next_due_at:%Y-%m-%d %H:%M} UTC" if s.next_due_at else "not scheduled"
     click.echo(f"  last sync:      {last}")
     click.echo(f"  next due sync:  {due} ({s.settings.describe().split(': ', 1)[1]})")
-    if s.counts:
-        counts = ", ".join(f"{k} {v}" for k, v in s.counts.items() if v)
-        click.echo(f"  last run:       {counts or 'no record changed'}")
+    for label, line in zip(("last run:", ""), s.last_run(), strict=False):
+        click.echo(f"  {label:<16}{line}")
     click.echo(f"  open conflicts: {s.open_conflicts}; in quarantine: {s.open_quarantine}")
     if s.last_error:
         click.echo(f"  last error:     {s.last_error}")

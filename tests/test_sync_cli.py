@@ -93,8 +93,23 @@ def test_sync_log_and_status_explain_a_good_and_a_failed_connection(pipeline, mo
     `sync-log` shows each connection's rows with the run's kind, the window (last date included)
     and the error, and refuses an unknown key; `status` says
     Error with that message for each, and for the good one its last sync and next due sync; the
-    run's metadata carries the same status."""
+    run's metadata carries the same status. Before that, `status` tells records fetched from
+    Assignar apart from rows added to Pay, per entity."""
     assert pipeline.materialize().success
+    with pipeline.engine.connect() as conn:
+        log = {r.entity: r for r in conn.execute(sa.select(t.sync_log))}  # one run: one row each
+    fetched = sum(log[e].fetched for e in ("projects", "workers", "timesheets", "orders"))
+    fetched += log["pay_rates"].fetched
+    added = sum(log[e].inserted for e in ("pay_projects", "pay_workers", "pay_timesheets"))
+    added += log["pay_orders"].inserted
+    code, out = _cli("status")
+    assert f"from Assignar: {fetched} records ({log['projects'].fetched} projects, " in out
+    assert f"into Pay: {added} added or linked ({log['pay_projects'].inserted} projects, " in out
+    assert (
+        f"{log['pay_workers'].inserted} employees, {log['pay_timesheets'].inserted} timesheets"
+        in out
+    )
+    assert "inserted" not in out, "staging and Pay rows are not summed as one count"
     monkeypatch.setenv("BROKEN_SECRET", "rotated")
     add_connection(pipeline.engine, "broken", client_secret_ref="BROKEN_SECRET")
     add_connection(pipeline.engine, "unset", client_secret_ref="NEVER_SET_ANYWHERE")
@@ -118,6 +133,8 @@ def test_sync_log_and_status_explain_a_good_and_a_failed_connection(pipeline, mo
     code, out = _cli("sync-log", "--key", "demo", "--key", "nope")
     assert code == 1 and "No connection has the key 'nope'. Known keys: broken, demo, unset." in out
 
+    code, out = _cli("status", "--connection", "nope")
+    assert code == 1 and "No connection has the key 'nope'. Known keys: broken, demo, unset." in out
     code, out = _cli("status")
     assert code == 0, out
     broken = out[out.index("broken:") : out.index("demo:")]
