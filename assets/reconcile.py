@@ -137,7 +137,7 @@ def resolve_conflicts_op(
         ]
     except ValueError as exc:
         raise dg.Failure(
-            description=f"Refused: effective_from must be YYYY-MM-DD ({exc})"
+            description=f"Refused: effective_from must be YYYY-MM-DD ({exc})", allow_retries=False
         ) from None
     try:
         result = resolve_conflicts(pay.engine, choices, config.decided_by, run_id=context.run_id)
