@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
+from assets.reconcile import EXAMPLE_RESOLUTION
 from assignar_pipeline.connections import active_connections
 from assignar_pipeline.definitions import defs
 from assignar_pipeline.pay import tables as t
@@ -412,6 +413,41 @@ def test_resolve_conflicts_job_launches_runs_for_exactly_the_dates_it_unblocks(s
     assert not refused.success
     failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
     assert "does not resolve a Worker Mismatch" in str(failure.event_specific_data)
+
+
+def test_resolve_conflicts_offers_an_example_that_works_on_the_demo(synced, tmp_path):
+    """`resolutions` defaults to a whole decision on a demo conflict (what the Launchpad's
+    "Scaffold all default config" writes out): with only `decided_by` it resolves that conflict
+    on the demo, and elsewhere it is refused with the message first."""
+    engine = synced.engine
+    priya = conflict(engine, "worker_mismatch", PRIYA_NGUYEN)
+    pria = employee_id(engine, "Pria", "Nguyen")
+    assert (EXAMPLE_RESOLUTION["conflict"], EXAMPLE_RESOLUTION["target"]) == (priya.id[:8], pria)
+    job = defs.get_job_def("resolve_conflicts")
+    op = job.run_config_schema.config_type.fields["ops"].config_type.fields["resolve_conflicts_op"]
+    fields = op.config_type.fields["config"].config_type.fields
+    assert fields["resolutions"].default_value == [EXAMPLE_RESOLUTION]  # what the UI scaffolds
+    assert fields["decided_by"].is_required, "who decides is never defaulted"
+
+    def run(url: str) -> dg.ExecuteInProcessResult:
+        return job.execute_in_process(
+            instance=synced.instance,
+            resources={"pay": PayDatabaseResource(url=url)},
+            run_config={"ops": {"resolve_conflicts_op": {"config": {"decided_by": OWNER}}}},
+            raise_on_error=False,
+        )
+
+    assert run(synced.url).success
+    assert conflict(engine, "worker_mismatch", PRIYA_NGUYEN).status == "resolved"
+    assert one(engine, t.sync_resolution).target_pay_id == pria
+
+    elsewhere = create_pay_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    migrate(elsewhere)
+    elsewhere.dispose()
+    refused = run(f"sqlite:///{tmp_path / 'other.db'}")
+    failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
+    description = failure.event_specific_data.user_failure_data.description
+    assert description.startswith(f"Refused: No conflict has the id '{priya.id[:8]}'")
 
 
 # -- adjustments --------------------------------------------------------------------------------
