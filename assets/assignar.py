@@ -15,7 +15,7 @@ from assets.reporting import (
     window_of,
 )
 from assignar_pipeline.alerts import FINDINGS_KEY, findings_metadata
-from assignar_pipeline.checks import open_quarantine, quarantine_findings
+from assignar_pipeline.checks import open_quarantine, quarantine_description, quarantine_findings
 from assignar_pipeline.extract import ExtractResult
 from assignar_pipeline.sync import extract_for, imports
 from assignar_pipeline.synclog import note_run, run_kind
@@ -42,7 +42,8 @@ def _quarantine_check(entity: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "quarantine_empty",
         asset=f"assignar_{entity}",
-        description="No record of this window is in quarantine (WARN: fix them in Assignar).",
+        description="No record of this window is in quarantine (WARN: fix them in Assignar; a "
+        "failure names the connection, record, worker, day and reason).",
     )
 
 
@@ -74,9 +75,8 @@ def _extract(
     rows = [{"connection": r.connection_key, **r.as_metadata()} for r in results]
     with pay.engine.connect() as conn:
         quarantined = open_quarantine(conn, entity, [c.id for c in connections], window)
-    keys = {c.id: c.key for c in connections}
     open_by_connection = {
-        keys[q.connection_id]: {"count": q.count, "reasons": list(q.reasons)} for q in quarantined
+        q.connection: {"count": q.count, "reasons": list(q.reasons)} for q in quarantined
     }
     yield dg.MaterializeResult(
         metadata={
@@ -88,6 +88,7 @@ def _extract(
                 check_name="quarantine_empty",
                 passed=not quarantined,
                 severity=dg.AssetCheckSeverity.WARN,
+                description=quarantine_description(entity, quarantined),
                 metadata={
                     "quarantined": sum(q.count for q in quarantined),
                     "per_connection": dg.MetadataValue.json(open_by_connection),

@@ -3,7 +3,13 @@
 import dagster as dg
 from pydantic import Field
 
-from assignar_pipeline.connections import ConnectionRefused, ConnectionRequest, connect
+from assignar_pipeline.connections import (
+    ConnectionRefused,
+    ConnectionRequest,
+    ConnectionsError,
+    connect,
+)
+from assignar_pipeline.errors import AssignarError
 from resources.assignar import AssignarResource
 from resources.pay import PayDatabaseResource
 
@@ -24,8 +30,12 @@ def check_assignar_connection(
     context: dg.OpExecutionContext, config: TestConnectionConfig, assignar: AssignarResource
 ) -> None:
     """Fetch a token and one record of each imported resource; fail with what to fix."""
-    with assignar.open(config.region, config.client_id, config.secret_env) as client:
-        readable = client.check_connection()
+    try:
+        with assignar.open(config.region, config.client_id, config.secret_env) as client:
+            readable = client.check_connection()
+    except (AssignarError, ConnectionsError) as exc:
+        # The message first in the run view, as `test-connection` prints it: no client traceback.
+        raise dg.Failure(description=f"Connection failed: {exc}", allow_retries=False) from None
     context.log.info(f"Connection successful; readable: {', '.join(readable)}")
 
 

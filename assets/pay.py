@@ -20,8 +20,11 @@ from assignar_pipeline.checks import (
     conflict_findings,
     duplicate_findings,
     duplicate_timesheets,
+    duplicates_description,
     minutes_parity,
+    minutes_parity_description,
     parity_findings,
+    sync_warning_description,
     sync_warnings,
 )
 from assignar_pipeline.reconcile.conflicts import (
@@ -52,7 +55,8 @@ def _sync_warning_check(asset: str) -> dg.AssetCheckSpec:
         "no_open_conflicts",
         asset=asset,
         description=f"Sync Warning (WARN): a connection in this run has open conflicts ({kinds}) "
-        "that hold records back; the metadata names the command that lists them.",
+        "that hold records back; a failure names the first ones (who, which days) and the "
+        "command that lists them all.",
     )
 
 
@@ -68,17 +72,19 @@ def _rows(results: list[LoadResult], statuses: dict) -> list[dict]:
     ]
 
 
-def _sync_warning(asset: str, statuses: dict) -> dg.AssetCheckResult:
+def _sync_warning(asset: str, statuses: dict, pay: PayDatabaseResource) -> dg.AssetCheckResult:
     """WARN while a connection has open conflicts of the kinds that hold this asset's records."""
     kinds = HOLDING_KINDS[asset]
     warned = {
         key: s for key, s in statuses.items() if any(s.open_conflicts.get(kind) for kind in kinds)
     }
+    with pay.engine.connect() as conn:
+        description = sync_warning_description(conn, warned, kinds)
     return dg.AssetCheckResult(
         check_name="no_open_conflicts",
         passed=not warned,
         severity=dg.AssetCheckSeverity.WARN,
-        description="; ".join(f"{k}: {s.describe()}" for k, s in warned.items()) or None,
+        description=description,
         metadata={
             "connections_with_conflicts": len(warned),
             "per_connection": dg.MetadataValue.json(
@@ -153,7 +159,7 @@ def pay_projects(
     """
     _, metadata, statuses = _load(context, "projects", pay, scope, dated=False)
     yield dg.MaterializeResult(
-        metadata=metadata, check_results=[_sync_warning("pay_projects", statuses)]
+        metadata=metadata, check_results=[_sync_warning("pay_projects", statuses, pay)]
     )
     fail_if_connections_failed(context, pay)
 
@@ -177,7 +183,7 @@ def pay_employees(
     """
     _, metadata, statuses = _load(context, "workers", pay, scope, dated=False)
     yield dg.MaterializeResult(
-        metadata=metadata, check_results=[_sync_warning("pay_employees", statuses)]
+        metadata=metadata, check_results=[_sync_warning("pay_employees", statuses, pay)]
     )
     fail_if_connections_failed(context, pay)
 
@@ -195,12 +201,15 @@ def pay_employees(
             "no_duplicate_timesheets",
             asset="pay_timesheets",
             blocking=True,
-            description="No Assignar timesheet is in Pay twice (the guard against paying twice).",
+            description="No Assignar timesheet is in Pay twice (the guard against paying twice; "
+            "ERROR, blocking: the step fails and names each one).",
         ),
         dg.AssetCheckSpec(
             "minutes_parity",
             asset="pay_timesheets",
-            description="Minutes per employee per day equal Assignar's for everything not held.",
+            description="Minutes per employee per day equal Assignar's for everything not held. "
+            "ERROR, not blocking: a payroll correction made in Pay is legitimate and shows here "
+            "(naming the connection, employee and day) until Assignar agrees; the run goes on.",
         ),
         _sync_warning_check("pay_timesheets"),
     ],
@@ -237,8 +246,11 @@ def pay_timesheets(
             dg.AssetCheckResult(
                 check_name="no_duplicate_timesheets",
                 passed=not duplicates,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=duplicates_description(duplicates),
                 metadata={
-                    "duplicates": dg.MetadataValue.json(duplicates[:20]),
+                    "duplicates": len(duplicates),
+                    "first": dg.MetadataValue.json([d.as_metadata() for d in duplicates[:20]]),
                     FINDINGS_KEY: dg.MetadataValue.json(
                         findings_metadata(duplicate_findings(in_scope, duplicates))
                     ),
@@ -247,20 +259,17 @@ def pay_timesheets(
             dg.AssetCheckResult(
                 check_name="minutes_parity",
                 passed=not mismatches,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=minutes_parity_description(mismatches),
                 metadata={
                     "mismatches": len(mismatches),
-                    "first": dg.MetadataValue.json(
-                        [
-                            {**m.__dict__, "work_date": m.work_date.isoformat()}
-                            for m in mismatches[:10]
-                        ]
-                    ),
+                    "first": dg.MetadataValue.json([m.as_metadata() for m in mismatches[:20]]),
                     FINDINGS_KEY: dg.MetadataValue.json(
                         findings_metadata(parity_findings(in_scope, mismatches))
                     ),
                 },
             ),
-            _sync_warning("pay_timesheets", statuses),
+            _sync_warning("pay_timesheets", statuses, pay),
         ],
     )
     fail_if_connections_failed(context, pay)
@@ -282,7 +291,7 @@ def pay_orders(
     """Pay job-costing orders from confirmed Assignar orders (teams with job costing only)."""
     _, metadata, statuses = _load(context, "orders", pay, scope, dated=True)
     yield dg.MaterializeResult(
-        metadata=metadata, check_results=[_sync_warning("pay_orders", statuses)]
+        metadata=metadata, check_results=[_sync_warning("pay_orders", statuses, pay)]
     )
     fail_if_connections_failed(context, pay)
 

@@ -10,7 +10,7 @@ checks (minutes parity, Sync Warning) reflect the decision.
 
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 from dagster._core.execution.backfill import PartitionBackfill  # what launchPartitionBackfill adds
@@ -26,6 +26,7 @@ from assets.reporting import (
 )
 from assignar_pipeline.reconcile.rates import refresh_rates
 from assignar_pipeline.reconcile.resolve import Choice, ResolutionError, resolve_conflicts
+from assignar_pipeline.windows import format_window
 from resources.assignar import AssignarResource
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
@@ -104,6 +105,20 @@ class ResolutionConfig(dg.Config):
     note: str | None = Field(default=None, description="Why (kept with the resolution).")
 
 
+#: The example `resolutions` holds until replaced (the Launchpad's "Scaffold all default
+#: config" writes it out): the README's demo decision, Priya Nguyen is Pay's Pria Nguyen
+#: (employee 16). Outside the demo it is refused ("No conflict has the id '823f8fe5'"). A job
+#: `config=` preset would show it at once, but its config mapping keeps the definitions'
+#: resource config, so resources given at execution (`execute_in_process(resources=...)`)
+#: would silently be replaced by those of the definitions.
+EXAMPLE_RESOLUTION = {
+    "conflict": "823f8fe5",
+    "choice": "map",
+    "target": 16,
+    "note": "Pay's Pria Nguyen: same person, same date of birth",
+}
+
+
 class ResolveConflictsConfig(dg.Config):
     """Who decides, and the decisions (applied together, or none if one is refused)."""
 
@@ -112,7 +127,11 @@ class ResolveConflictsConfig(dg.Config):
         "role has the permission (integrations.manage; rates.edit for rates; payroll.manage "
         "for adjustments)."
     )
-    resolutions: list[ResolutionConfig] = Field(description="The decisions.")
+    resolutions: list[ResolutionConfig] = Field(
+        default=[EXAMPLE_RESOLUTION],
+        description="The decisions. The default is an example from the demo (Priya Nguyen is "
+        "Pay's Pria Nguyen): replace it with conflicts from `assignar-pipeline conflicts list`.",
+    )
     launch_runs: bool = Field(
         default=True,
         description="Launch a backfill of pay_timesheets and pay_orders over the dates the "
@@ -142,7 +161,7 @@ def resolve_conflicts_op(
         ]
     except ValueError as exc:
         raise dg.Failure(
-            description=f"Refused: effective_from must be YYYY-MM-DD ({exc})"
+            description=f"Refused: effective_from must be YYYY-MM-DD ({exc})", allow_retries=False
         ) from None
     try:
         result = resolve_conflicts(pay.engine, choices, config.decided_by, run_id=context.run_id)
@@ -157,7 +176,8 @@ def resolve_conflicts_op(
             backfills[key] = _launch(context, key, days)
             context.log.info(
                 f"{key}: {result.released[key]} held record(s) loaded; backfill "
-                f"{backfills[key]} re-materializes {len(days)} date(s) {days[0]}..{days[-1]}"
+                f"{backfills[key]} re-materializes {len(days)} date(s) of "
+                f"{format_window(days[0], days[-1] + timedelta(days=1))}"
             )
     summary = {
         "resolved": [
@@ -206,7 +226,8 @@ def _launch(context: dg.OpExecutionContext, key: str, days: list[date]) -> str:
 @dg.job(
     name="resolve_conflicts",
     description="Resolve Conflicts: the same choices as `assignar-pipeline conflicts resolve`; "
-    "held timesheets and orders load at once, and runs are launched for the dates unblocked.",
+    "held timesheets and orders load at once, and runs are launched for the dates unblocked. "
+    "Scaffold all default config in the Launchpad for a worked example.",
 )
 def resolve_conflicts_job() -> None:
     resolve_conflicts_op()

@@ -13,15 +13,18 @@ sensor sends it.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from assignar_pipeline.pay.tables import bulk_import
+from assignar_pipeline.windows import format_window
 
 OPERATION_TAG = "assignar/operation"
 CONNECTIONS_TAG = "assignar/connections"
@@ -89,7 +92,8 @@ class BulkImport:
             for name, values in (("projects", self.projects), ("workers", self.workers))
             if values
         )
-        return f"{what} {self.start}..{self.end} ({self.days} days) for {who}{filters}"
+        dates = format_window(self.start, self.end + timedelta(days=1))
+        return f"{what} {dates} ({self.days} days) for {who}{filters}"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -106,6 +110,27 @@ class BulkImport:
         for name in ("connections", "projects", "workers"):
             values[name] = tuple(values.get(name) or ())
         return cls(**values)
+
+
+def one_range(given: dict[str, bool]) -> None:
+    """Refuse range options that contradict each other (option → whether it was given).
+
+    Click lets the last of two presets win silently, and a preset ignored --from/--to: an
+    import of years when months were meant."""
+    chosen = [option for option, on in given.items() if on]
+    presets = [o for o in chosen if o not in ("--from", "--to")]
+    if len(presets) > 1 or (presets and len(chosen) > len(presets)):
+        raise BulkImportError(
+            f"Choose one range: {' and '.join(chosen)} contradict each other. Give "
+            "--full-history, --last-3-months, or --from DATE [--to DATE]."
+        )
+
+
+def local_today(timezones: Iterable[str], now: datetime) -> date:
+    """The latest local date among the connections' zones (their work dates are local dates,
+    as the initial import's "today" is); with no connection, the date where this runs."""
+    dates = [now.astimezone(ZoneInfo(zone)).date() for zone in timezones]
+    return max(dates) if dates else now.astimezone().date()
 
 
 def date_range(

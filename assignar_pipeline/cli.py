@@ -7,6 +7,7 @@ simulator. Every error a user can meet prints one message and exits 1, never a t
 from __future__ import annotations
 
 import sys
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import NoReturn
@@ -23,6 +24,7 @@ from assignar_pipeline.connections import (
     all_connections,
     connect,
     disconnect,
+    named_connections,
     secret_from_env,
 )
 from assignar_pipeline.errors import AssignarError
@@ -30,7 +32,7 @@ from assignar_pipeline.export import ExportRefused
 from assignar_pipeline.pay import tables
 from assignar_pipeline.pay.database import create_pay_engine, database_url, migrate
 from assignar_pipeline.pay.seed import seed_demo
-from assignar_pipeline.reconcile.conflicts import KIND_LABELS
+from assignar_pipeline.reconcile.conflicts import KIND_LABELS, KIND_OPTIONS, kind_named
 from assignar_pipeline.reconcile.queries import (
     STATUSES,
     ConflictView,
@@ -42,6 +44,7 @@ from assignar_pipeline.reconcile.settings import set_thresholds, thresholds_for
 from assignar_pipeline.settings import Region, endpoints_for
 from assignar_pipeline.simulator.cli import simulator
 from assignar_pipeline.status import connection_status
+from assignar_pipeline.windows import format_window
 
 
 @click.group()
@@ -248,12 +251,12 @@ def status_command(key: str | None) -> None:
     """Each connection: Connected, Sync Warning (open conflicts) or Error (its last sync failed)."""
     engine = _pay_engine()
     try:
-        rows = [r for r in all_connections(engine) if key is None or r.key == key]
-        if key is not None and not rows:
-            _fail(f"No connection has the key {key!r}: see `assignar-pipeline connections`.")
+        rows = all_connections(engine) if key is None else named_connections(engine, [key])
         with engine.connect() as conn:
             statuses = [connection_status(conn, r.id) for r in rows]
             details = cli_sync.sync_details(conn, [r.id for r in rows])
+    except ConnectionsError as exc:
+        _fail(str(exc))
     except sa.exc.SQLAlchemyError as exc:
         _fail(f"Pay database error: {_db_message(exc)}")
     finally:
@@ -278,7 +281,12 @@ def conflicts() -> None:
 
 @conflicts.command("list")
 @click.option("--connection", "key", help="One connection (default: all).")
-@click.option("--kind", type=click.Choice(list(KIND_LABELS)), help="One kind of conflict.")
+@click.option(
+    "--kind",
+    metavar=f"[{'|'.join(KIND_OPTIONS)}]",
+    callback=lambda _ctx, _param, value: _kind(value),
+    help="One kind of conflict.",
+)
 @click.option(
     "--status", type=click.Choice(STATUSES), default="open", show_default=True, help="Which."
 )
@@ -298,6 +306,16 @@ def conflicts_list(key: str | None, kind: str | None, status: str) -> None:
     click.echo(
         "Details: `assignar-pipeline conflicts show ID`; decide: `... conflicts resolve ID CHOICE`."
     )
+
+
+def _kind(value: str | None) -> str | None:
+    if value is None:
+        return None
+    kind = kind_named(value)
+    if kind is None:
+        raise click.BadParameter(f"{value!r} is not a kind of conflict: use one of "
+                                 f"{', '.join(KIND_OPTIONS)}.")  # fmt: skip
+    return kind
 
 
 @conflicts.command("show")
@@ -370,8 +388,8 @@ def conflicts_resolve(
         )
     for key, days in result.unblocked.items():
         click.echo(
-            f"  {key}: loaded {result.released[key]} held record(s) of {len(days)} date(s), "
-            f"{days[0]} to {days[-1]}"
+            f"  {key}: loaded {result.released[key]} held record(s) of {len(days)} date(s) "
+            f"of {format_window(days[0], days[-1] + timedelta(days=1))}"
         )
 
 
@@ -434,7 +452,7 @@ def _echo_view(v: ConflictView) -> None:
             click.echo(f"  {side}: {_flat(v.details[side])}")
     if v.held:
         held = ", ".join(f"{n} {e}s" for e, n in sorted(v.held.items()))
-        dates = f" ({v.held_dates[0]} to {v.held_dates[1]})" if v.held_dates else ""
+        dates = f" of {_days(v.held_dates)}" if v.held_dates else ""
         click.echo(f"  holds: {held}{dates}")
     if v.candidates:
         click.echo("  candidates:")
@@ -451,9 +469,12 @@ def _echo_view(v: ConflictView) -> None:
             click.echo(f"  note: {r['note']}")
     elif v.status == "open":
         click.echo(f"  choices: {', '.join(v.choices)}")
-        click.echo(
-            f"  e.g. assignar-pipeline conflicts resolve {v.id[:8]} {v.choices[0]} --by EMAIL"
-        )
+        click.echo(f"  e.g. {v.example}")
+
+
+def _days(first_and_last: tuple[date, date]) -> str:
+    first, last = first_and_last
+    return format_window(first, last + timedelta(days=1))
 
 
 def _flat(values: dict) -> str:

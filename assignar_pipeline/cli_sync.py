@@ -22,10 +22,17 @@ from assignar_pipeline.bulk import (
     date_range,
     graphql_request,
     launch,
+    local_today,
+    one_range,
     parse_at,
     queue,
 )
-from assignar_pipeline.connections import ConnectionsError, active_connections, all_connections
+from assignar_pipeline.connections import (
+    ConnectionsError,
+    active_connections,
+    all_connections,
+    named_connections,
+)
 from assignar_pipeline.extract import Scope, ScopeError, check_scope
 from assignar_pipeline.pay.database import create_pay_engine, database_url, migrate
 from assignar_pipeline.sync_settings import (
@@ -37,6 +44,7 @@ from assignar_pipeline.sync_settings import (
     set_batch_size,
 )
 from assignar_pipeline.synclog import SyncStatus, sync_log_rows, sync_status
+from assignar_pipeline.windows import format_window
 
 ON_OFF = click.Choice(["on", "off"])
 
@@ -146,8 +154,11 @@ def sync_log_command(keys: tuple[str, ...], run_id: str | None, limit: int, as_j
     """What each run did per connection: counts, requests and errors, newest first."""
     engine = _engine()
     try:
+        named_connections(engine, keys)
         with engine.connect() as conn:
             rows = sync_log_rows(conn, keys=list(keys) or None, run_id=run_id, limit=limit)
+    except ConnectionsError as exc:
+        _fail(str(exc))
     except sa.exc.SQLAlchemyError as exc:
         _fail(f"Pay database error: {_first_line(exc)}")
     finally:
@@ -165,7 +176,7 @@ def sync_log_command(keys: tuple[str, ...], run_id: str | None, limit: int, as_j
                         "kind": r.kind,
                         "connection": r.connection,
                         "entity": r.entity,
-                        "window": [d.isoformat() for d in r.window] if r.window else None,
+                        "window": format_window(*r.window) if r.window else None,
                         **r.counts,
                         "api_requests": r.api_requests,
                         "error": r.error,
@@ -182,7 +193,7 @@ def sync_log_command(keys: tuple[str, ...], run_id: str | None, limit: int, as_j
             r.kind,
             r.connection,
             r.entity,
-            f"{r.window[0]}..{r.window[1]}" if r.window else "",
+            format_window(*r.window) if r.window else "",
             *(str(r.counts[n]) for n in ("fetched", "inserted", "updated", "voided")),
             str(r.counts["quarantined"]),
             str(r.counts["held"]),
@@ -230,9 +241,8 @@ def echo_sync_details(s: SyncStatus) -> None:
     due = f"{s.next_due_at:%Y-%m-%d %H:%M} UTC" if s.next_due_at else "not scheduled"
     click.echo(f"  last sync:      {last}")
     click.echo(f"  next due sync:  {due} ({s.settings.describe().split(': ', 1)[1]})")
-    if s.counts:
-        counts = ", ".join(f"{k} {v}" for k, v in s.counts.items() if v)
-        click.echo(f"  last run:       {counts or 'no record changed'}")
+    for label, line in zip(("last run:", ""), s.last_run(), strict=False):
+        click.echo(f"  {label:<16}{line}")
     click.echo(f"  open conflicts: {s.open_conflicts}; in quarantine: {s.open_quarantine}")
     if s.last_error:
         click.echo(f"  last error:     {s.last_error}")
@@ -243,10 +253,12 @@ def echo_sync_details(s: SyncStatus) -> None:
 
 @click.command("bulk-import")
 @click.option("--connection", "connections", multiple=True, help="Connection key (repeatable).")
-@click.option("--full-history", "preset", flag_value="full", help="From the first partition.")
-@click.option("--last-3-months", "preset", flag_value="3m", help="The last 3 months.")
+@click.option("--full-history", is_flag=True, help="From the first partition to today.")
+@click.option("--last-3-months", is_flag=True, help="The last 3 months, to today.")
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First date.")
-@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last date (default today).")
+@click.option(
+    "--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last date, included (default today)."
+)
 @click.option("--project", "projects", multiple=True, help="Only this project (code or name).")
 @click.option("--worker", "workers", multiple=True, help="Only this worker (id, email, name).")
 @click.option("--timesheets/--no-timesheets", default=True, show_default=True)
@@ -270,7 +282,8 @@ def echo_sync_details(s: SyncStatus) -> None:
 )
 def bulk_import_command(
     connections: tuple[str, ...],
-    preset: str | None,
+    full_history: bool,
+    last_3_months: bool,
     start: datetime | None,
     end: datetime | None,
     projects: tuple[str, ...],
@@ -282,12 +295,22 @@ def bulk_import_command(
     print_only: bool,
     export_path: Path | None = None,
 ) -> None:
-    """Import history as a Dagster backfill (progress on its page in the UI)."""
+    """Import history as a Dagster backfill (progress on its page in the UI). Dates are the
+    connections' local work dates; "today" is today where they are."""
     if export_path is not None and print_only:
         raise click.UsageError("--print sends nothing, so there is nothing to --export before.")
     history_start = date.fromisoformat(os.environ.get("PIPELINE_HISTORY_START", "2020-01-01"))
-    today = datetime.now().astimezone().date()
     try:
+        one_range(
+            {
+                "--full-history": full_history,
+                "--last-3-months": last_3_months,
+                "--from": start is not None,
+                "--to": end is not None,
+            }
+        )
+        preset = "full" if full_history else "3m" if last_3_months else None
+        today = _today(connections)
         first, last = date_range(
             preset,
             today,
@@ -344,6 +367,18 @@ def _export_first(spec: BulkImport, path: Path) -> None:
         take_export(keys, path, (spec.start, spec.end))
     except ExportRefused as exc:
         _fail(f"Not launched: {exc}")
+
+
+def _today(keys: tuple[str, ...]) -> date:
+    """Today where the import's connections are (those named, else every active one)."""
+    engine = _engine()
+    try:
+        rows = [r for r in all_connections(engine) if r.active and (not keys or r.key in keys)]
+    except sa.exc.SQLAlchemyError as exc:
+        _fail(f"Pay database error: {_first_line(exc)}")
+    finally:
+        engine.dispose()
+    return local_today([r.timezone for r in rows], datetime.now(UTC))
 
 
 def _check_scope(spec: BulkImport) -> None:

@@ -339,6 +339,21 @@ def all_connections(engine: Engine) -> list[ConnectionRow]:
         return [_row(r) for r in rows]
 
 
+def named_connections(engine: Engine, keys: Sequence[str]) -> list[ConnectionRow]:
+    """The connections, active or not, named by `keys`: what to show history or status of.
+
+    A key that names none is refused by name with the known keys, as disconnecting it would be:
+    an empty answer would read as "nothing happened" for a typo."""
+    with engine.connect() as conn:
+        for key in keys:
+            if _by_key(conn, key) is None:
+                raise UnknownConnectionError(
+                    f"No connection has the key {key!r}. {_known_keys(conn)}"
+                )
+    by_key = {r.key: r for r in all_connections(engine)}
+    return [by_key[k] for k in dict.fromkeys(keys)]
+
+
 def active_connections(engine: Engine, keys: Sequence[str] | None = None) -> list[ConnectionRow]:
     """The active connections named by `keys` (in that order), or every active one when None.
 

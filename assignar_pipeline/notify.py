@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.sync_settings import SyncSettings, read_settings
 from assignar_pipeline.synclog import COUNTS
+from assignar_pipeline.windows import format_window
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def reports_for(
             first = entry.get("first") or row.window_start
             last = entry.get("last") or row.window_end
             entry["first"], entry["last"] = min(first, row.window_start), max(last, row.window_end)
-            entry["window"] = f"{entry['first']}..{entry['last']}"
+            entry["window"] = format_window(entry["first"], entry["last"])  # last: exclusive
     for report in reports.values():
         for entry in report.entities:
             entry.pop("first", None)

@@ -24,6 +24,13 @@ from assignar_pipeline.sync_settings import SyncSettings, read_settings
 #: Run kinds, from the run's `assignar/operation` tag (backfill runs are bulk imports).
 KINDS = ("sync", "initial_import", "bulk_import", "manual")
 COUNTS = ("fetched", "inserted", "updated", "unchanged", "voided", "quarantined", "held")
+#: sync_log entities as a payroll clerk calls them. Fetches from Assignar count records staged
+#: (`pay_rates`: Assignar's own rates); `pay_*` loads count Pay rows, so one timesheet fetched
+#: and loaded is counted on each side and the two sides are never summed.
+FROM_ASSIGNAR = {"projects": "projects", "workers": "workers", "timesheets": "timesheets",
+                 "orders": "orders", "pay_rates": "pay rates"}  # fmt: skip
+INTO_PAY = {"pay_projects": "projects", "pay_workers": "employees",
+            "pay_timesheets": "timesheets", "pay_orders": "orders"}  # fmt: skip
 
 
 def note_run(engine: Engine, run_id: str, kind: str, now: datetime | None = None) -> None:
@@ -153,7 +160,7 @@ class SyncStatus:
     next_due_at: datetime | None = None
     last_run_id: str | None = None
     last_run_kind: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)  # the last run's totals
+    entities: dict[str, dict[str, int]] = field(default_factory=dict)  # the last run's counts
     open_quarantine: int = 0
 
     @property
@@ -176,13 +183,45 @@ class SyncStatus:
     def open_conflicts(self) -> int:
         return sum(self.base.open_conflicts.values())
 
+    def _total(self, side: dict[str, str], count: str) -> int:
+        return sum(c[count] for entity, c in self.entities.items() if entity in side)
+
+    def last_run(self) -> list[str]:
+        """The last run's counts in two lines: what came from Assignar, what changed in Pay."""
+        if not self.entities:
+            return []
+
+        def per_entity(side: dict[str, str], count: str) -> str:
+            parts = [
+                f"{self.entities[e][count]} {n}" for e, n in side.items() if e in self.entities
+            ]
+            return f" ({', '.join(parts)})" if parts else ""
+
+        fetched = f"from Assignar: {self._total(FROM_ASSIGNAR, 'fetched')} records"
+        fetched += per_entity(FROM_ASSIGNAR, "fetched")
+        for count, words in (("voided", "deleted in Assignar"), ("quarantined", "quarantined")):
+            if self._total(FROM_ASSIGNAR, count):
+                fetched += f", {self._total(FROM_ASSIGNAR, count)} {words}"
+        loaded = f"into Pay: {self._total(INTO_PAY, 'inserted')} added or linked"
+        loaded += per_entity(INTO_PAY, "inserted")
+        for count, words in (("updated", "updated"), ("voided", "voided"),
+                             ("held", "held by open conflicts")):  # fmt: skip
+            if self._total(INTO_PAY, count):
+                loaded += f", {self._total(INTO_PAY, count)} {words}"
+        return [fetched, loaded]
+
     def as_metadata(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "last_sync": _iso(self.last_sync_at),
             "last_run": self.last_run_kind or "",
             "next_due_sync": _iso(self.next_due_at),
-            **self.counts,
+            "fetched_from_assignar": self._total(FROM_ASSIGNAR, "fetched"),
+            "quarantined": self._total(FROM_ASSIGNAR, "quarantined"),
+            "added_to_pay": self._total(INTO_PAY, "inserted"),
+            "updated_in_pay": self._total(INTO_PAY, "updated"),
+            "voided_in_pay": self._total(INTO_PAY, "voided"),
+            "held": self._total(INTO_PAY, "held"),
             "open_conflicts": self.open_conflicts,
             "in_quarantine": self.open_quarantine,
             "last_error": self.last_error or "",
@@ -205,10 +244,15 @@ def sync_status(conn: Connection, connection_id: int, now: datetime) -> SyncStat
     ).scalar()
     if last is not None:
         rows = conn.execute(
-            sa.select(log).where(log.c.connection_id == connection_id, log.c.run_id == last)
+            sa.select(log)
+            .where(log.c.connection_id == connection_id, log.c.run_id == last)
+            .order_by(log.c.id)
         ).all()
         status.last_run_id = last
-        status.counts = {name: sum(getattr(r, name) for r in rows) for name in COUNTS}
+        for r in rows:
+            counts = status.entities.setdefault(r.entity, dict.fromkeys(COUNTS, 0))
+            for name in COUNTS:
+                counts[name] += getattr(r, name)
         status.last_run_kind = (
             conn.execute(sa.select(t.sync_run.c.kind).where(t.sync_run.c.run_id == last)).scalar()
             or "manual"

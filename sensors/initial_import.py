@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from assets.imports import DATED_ASSETS, SNAPSHOT_ASSETS, initial_import_job
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.sync_settings import SyncSettings, read_settings
+from assignar_pipeline.windows import format_window
 from resources.pay import PayDatabaseResource
 from sensors.timing import interval
 
@@ -107,9 +108,8 @@ def initial_import_sensor(context: dg.SensorEvaluationContext, pay: PayDatabaseR
     if not plans:
         return dg.SensorResult(skip_reason="No new connection.", cursor=new_cursor)
     for plan in plans:
-        context.log.info(
-            f"Initial import of {plan.key}: {', '.join(plan.entities)} {plan.first}..{plan.last}"
-        )
+        dates = format_window(plan.first, plan.last + timedelta(days=1))
+        context.log.info(f"Initial import of {plan.key}: {', '.join(plan.entities)} {dates}")
     return dg.SensorResult(run_requests=[run_request(p) for p in plans], cursor=new_cursor)
 
 

@@ -13,6 +13,7 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import httpx
@@ -20,12 +21,19 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from assignar_pipeline.bulk import BulkImport, BulkImportError, backfill_params, date_range
+from assignar_pipeline.bulk import (
+    BulkImport,
+    BulkImportError,
+    backfill_params,
+    date_range,
+    local_today,
+)
 from assignar_pipeline.cli import main
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.sync_settings import SettingsChange, change_settings
 from tests.support.notify import Inbox, smtp_server
 from tests.support.pipeline import LAST_4_WEEKS, TODAY, make_pipeline
+from tests.support.sync import add_connection
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,9 +51,52 @@ def test_presets_cover_full_history_three_months_and_explicit_dates():
         BulkImport(start=date(2025, 2, 2), end=date(2025, 2, 1))
 
 
-def test_print_shows_the_launch_partition_backfill_request(monkeypatch):
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["--last-3-months", "--full-history"],
+        ["--full-history", "--from", "2024-01-01"],
+        ["--last-3-months", "--to", "2024-01-31"],
+    ],
+)
+def test_contradicting_ranges_are_refused_before_anything_is_built(given):
+    """Two presets, or a preset with --from/--to, are refused naming both; nothing is printed."""
+    result = CliRunner().invoke(main, ["bulk-import", *given, "--print"])
+    assert result.exit_code == 1
+    assert "Choose one range" in result.output
+    for option in given:
+        if option.startswith("--"):
+            assert option in result.output
+    assert "launchPartitionBackfill" not in result.output
+
+
+def test_today_is_the_connections_local_date():
+    """A preset ends on the latest local date of the connections imported (their work dates
+    are local), not on the date where the command runs."""
+    evening_utc = datetime(2026, 12, 2, 17, 40, tzinfo=UTC)
+    assert local_today(["Australia/Sydney", "America/Denver"], evening_utc) == date(2026, 12, 3)
+    assert local_today(["America/Denver"], evening_utc) == date(2026, 12, 2)
+
+
+@pytest.mark.parametrize("pay_engine", ["sqlite"], indirect=True)
+def test_last_3_months_ends_today_in_the_connections_zone(pay_engine, monkeypatch):
+    """`--last-3-months` for a Sydney connection ends on Sydney's today, as its initial
+    import did, and the printed request says the same."""
+    add_connection(pay_engine, "sydney", "Australia/Sydney")
+    monkeypatch.setenv("PAY_DATABASE_URL", pay_engine.url.render_as_string(hide_password=False))
+    result = CliRunner().invoke(
+        main, ["bulk-import", "--connection", "sydney", "--last-3-months", "--print"]
+    )
+    assert result.exit_code == 0, result.output
+    sydney_today = datetime.now(UTC).astimezone(ZoneInfo("Australia/Sydney")).date()
+    (first,) = json.loads(result.output)["variables"]["backfillParams"]["partitionsByAssets"][:1]
+    assert first["partitions"]["range"]["end"] == sydney_today.isoformat()
+
+
+def test_print_shows_the_launch_partition_backfill_request(monkeypatch, tmp_path):
     """`bulk-import --print` shows the mutation with the chosen dated assets over the range, the
     connections and filters as run config, and the bulk-import tag."""
+    monkeypatch.setenv("PAY_DATABASE_URL", f"sqlite:///{tmp_path / 'pay.db'}")  # no connections
     result = CliRunner().invoke(
         main,
         ["bulk-import", "--connection", "acme", "--connection", "beta", "--from", "2024-02-01",

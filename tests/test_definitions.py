@@ -41,7 +41,8 @@ def test_connection_job_succeeds_against_the_simulator(simulator, monkeypatch, t
 
 
 def test_connection_job_fails_with_the_clear_message(simulator, monkeypatch, tmp_path):
-    """A bad secret fails the run with the client's message, and the secret is in no event."""
+    """A bad secret, or an unset variable, fails the run with the message first (a Failure, no
+    traceback of the client beneath it), and the secret is in no event."""
     monkeypatch.setenv("ASSIGNAR_API_URL", simulator.api_url)
     monkeypatch.setenv("ASSIGNAR_TOKEN_URL", simulator.token_url)
     monkeypatch.setenv("TEST_ASSIGNAR_SECRET", "wrong-secret-123456")
@@ -57,6 +58,27 @@ def test_connection_job_fails_with_the_clear_message(simulator, monkeypatch, tmp
         events = " ".join(str(e) for e in instance.all_logs(result.run_id))
         assert "Assignar rejected the client id" in events
         assert "wrong-secret-123456" not in events
+        assert _refusal(result).startswith("Connection failed: Assignar rejected the client id")
+
+        monkeypatch.delenv("TEST_ASSIGNAR_SECRET")
+        unset = job.execute_in_process(
+            instance=instance,
+            resources={"assignar": AssignarResource()},
+            run_config=CONFIG,
+            raise_on_error=False,
+        )
+        assert _refusal(unset).startswith(
+            "Connection failed: Environment variable TEST_ASSIGNAR_SECRET is not set"
+        )
+
+
+def _refusal(result: dg.ExecuteInProcessResult) -> str:
+    """What the run view shows first for the failed step: a `dg.Failure`'s description, with no
+    chained traceback from our code underneath."""
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    data = failure.event_specific_data
+    assert data.error.cls_name == "Failure" and data.error.cause is None, data.error
+    return data.user_failure_data.description
 
 
 def test_workspace_validates_with_the_dagster_cli(tmp_path):

@@ -25,7 +25,7 @@ from tests.support.notify import (
     smtp_server,
 )
 from tests.support.pay import cells_containing
-from tests.support.pipeline import LAST_4_WEEKS, make_pipeline
+from tests.support.pipeline import LAST_4_WEEKS, TODAY, make_pipeline
 from tests.support.sync import add_connection, run_sync
 
 pytestmark = pytest.mark.parametrize("pay_engine", ["sqlite"], indirect=True)
@@ -177,7 +177,8 @@ def test_a_finished_import_emails_its_counts_over_starttls_with_auth(
                 t.sync_log.c.run_id == result.run_id, t.sync_log.c.entity == "timesheets"
             )
         ).scalar()
-    assert f"timesheets {LAST_4_WEEKS[0]}..{LAST_4_WEEKS[1]}: {fetched} /" in body
+    # The window as everywhere: first..last date, both included.
+    assert f"timesheets {LAST_4_WEEKS[0]}..{TODAY}: {fetched} /" in body
     assert SMTP_PASSWORD not in message.as_string()
     assert cells_containing(pipeline.engine, SMTP_PASSWORD) == []
     logs = " ".join(str(e) for e in pipeline.instance.all_logs(result.run_id))

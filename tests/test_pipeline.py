@@ -87,8 +87,9 @@ def test_edits_approvals_and_deletions_upstream_are_reflected(pipeline):
 
 
 def test_malformed_record_is_quarantined_and_the_rest_of_its_page_loads(pipeline):
-    """A record with wrong types goes to quarantine with its reason; its page-mates load; once
-    fixed upstream it leaves quarantine."""
+    """A record with wrong types goes to quarantine with its reason, which the WARN check names
+    (connection, record, worker, day); its page-mates load; once fixed upstream it leaves."""
+    assert pipeline.materialize(["assignar_workers"]).success  # the check names the worker
     httpx.post(
         f"{pipeline.simulator.base_url}/_simulator/faults",
         json={"kind": "malformed_record", "count": 1, "path": "/v2/timesheets-expanded"},
@@ -102,7 +103,20 @@ def test_malformed_record_is_quarantined_and_the_rest_of_its_page_loads(pipeline
     check = next(
         e for e in result.get_asset_check_evaluations() if e.check_name == "quarantine_empty"
     )
-    assert not check.passed
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    bad = quarantined[0]
+    with pipeline.engine.connect() as conn:
+        worker = conn.execute(
+            sa.select(t.staging_worker).where(
+                t.staging_worker.c.assignar_id == bad.record["user_id"]
+            )
+        ).one()
+    headline, line = check.description.splitlines()
+    assert headline.startswith("1 timesheet in quarantine (demo 1): fix them in Assignar")
+    assert line == (
+        f"- demo: timesheet {bad.assignar_id} of {worker.first_name} {worker.last_name} on "
+        f"{bad.work_date}: {bad.reason}"
+    )
     demo = _connection_id(pipeline, "demo")
     truth = simulator_timesheets(pipeline.simulator, LAST_4_WEEKS)
     staged = pipeline.count(t.staging_timesheet, t.staging_timesheet.c.connection_id == demo)

@@ -5,12 +5,18 @@ copy of that database."""
 from __future__ import annotations
 
 import itertools
+import re
+import shlex
 from datetime import date, timedelta
 from decimal import Decimal
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 
+from assets.reconcile import EXAMPLE_RESOLUTION
 from assignar_pipeline.connections import active_connections
 from assignar_pipeline.definitions import defs
 from assignar_pipeline.pay import tables as t
@@ -138,6 +144,15 @@ def test_each_conflict_kind_is_raised_once_and_only_once_across_syncs(synced):
     assert {c.id for c in rows(engine, t.sync_conflict)} == ids
     warning = _check(result, "pay_employees", "no_open_conflicts")
     assert not warning.passed and warning.severity == dg.AssetCheckSeverity.WARN
+    headline, *named, more = warning.description.splitlines()
+    assert headline.startswith("demo: Sync Warning: 2 Duplicate Project, 1 Rate Difference")
+    assert len(named) == 5
+    assert all(
+        re.fullmatch(r"- demo [0-9a-f]{8} Worker Mismatch: .+ \(holds .+\)", n) for n in named
+    )
+    timesheets = _check(result, "pay_timesheets", "no_open_conflicts").description.splitlines()
+    assert re.search(r"timesheets of \d{4}-\d\d-\d\d\.\.\d{4}-\d\d-\d\d\)$", timesheets[1])
+    assert more == "... and 6 more (see the command)"
     demo = warning.metadata["per_connection"].value["demo"]
     assert demo["status"] == "Sync Warning"
     assert demo["open_conflicts"]["worker_mismatch"] == 11
@@ -162,6 +177,14 @@ def test_each_conflict_kind_is_raised_once_and_only_once_across_syncs(synced):
     assert {**after, "status": "imported"} == paid._asdict(), "the paid timesheet is unchanged"
     adjustment = conflict(engine, "locked_changed", paid.source_external_id)
     assert held_by(engine, adjustment.id) == {paid.source_external_id: paid.work_date}
+    listed = cli(synced, "conflicts", "list", "--kind", "timesheet_adjustment")
+    assert listed.exit_code == 0, listed.output
+    assert f"{adjustment.id[:8]}  demo  Timesheet Adjustment  (holds 1 timesheet" in listed.output
+    assert cli(synced, "conflicts", "list", "--kind", "Timesheet Adjustment").output == (
+        listed.output
+    )
+    shown = cli(synced, "conflicts", "list", "--help").output
+    assert "timesheet_adjustment" in shown and "locked_changed" not in shown
 
 
 # -- resolutions --------------------------------------------------------------------------------
@@ -392,6 +415,41 @@ def test_resolve_conflicts_job_launches_runs_for_exactly_the_dates_it_unblocks(s
     assert "does not resolve a Worker Mismatch" in str(failure.event_specific_data)
 
 
+def test_resolve_conflicts_offers_an_example_that_works_on_the_demo(synced, tmp_path):
+    """`resolutions` defaults to a whole decision on a demo conflict (what the Launchpad's
+    "Scaffold all default config" writes out): with only `decided_by` it resolves that conflict
+    on the demo, and elsewhere it is refused with the message first."""
+    engine = synced.engine
+    priya = conflict(engine, "worker_mismatch", PRIYA_NGUYEN)
+    pria = employee_id(engine, "Pria", "Nguyen")
+    assert (EXAMPLE_RESOLUTION["conflict"], EXAMPLE_RESOLUTION["target"]) == (priya.id[:8], pria)
+    job = defs.get_job_def("resolve_conflicts")
+    op = job.run_config_schema.config_type.fields["ops"].config_type.fields["resolve_conflicts_op"]
+    fields = op.config_type.fields["config"].config_type.fields
+    assert fields["resolutions"].default_value == [EXAMPLE_RESOLUTION]  # what the UI scaffolds
+    assert fields["decided_by"].is_required, "who decides is never defaulted"
+
+    def run(url: str) -> dg.ExecuteInProcessResult:
+        return job.execute_in_process(
+            instance=synced.instance,
+            resources={"pay": PayDatabaseResource(url=url)},
+            run_config={"ops": {"resolve_conflicts_op": {"config": {"decided_by": OWNER}}}},
+            raise_on_error=False,
+        )
+
+    assert run(synced.url).success
+    assert conflict(engine, "worker_mismatch", PRIYA_NGUYEN).status == "resolved"
+    assert one(engine, t.sync_resolution).target_pay_id == pria
+
+    elsewhere = create_pay_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    migrate(elsewhere)
+    elsewhere.dispose()
+    refused = run(f"sqlite:///{tmp_path / 'other.db'}")
+    failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
+    description = failure.event_specific_data.user_failure_data.description
+    assert description.startswith(f"Refused: No conflict has the id '{priya.id[:8]}'")
+
+
 # -- adjustments --------------------------------------------------------------------------------
 
 
@@ -433,6 +491,92 @@ def test_a_timesheet_pay_has_paid_is_never_changed_by_an_upstream_edit(synced, d
     assert ran.success and synced.checksums() == settled
     assert _check(ran, "pay_timesheets", "minutes_parity").passed
     assert one(engine, t.timesheet, t.timesheet.c.id == paid.id) == paid
+
+
+def test_the_resolve_example_that_conflicts_show_prints_works_as_written(synced):
+    """`conflicts show` ends with a complete resolve command (the target a merge or map needs,
+    a decider with the permission); run as printed, it resolves the conflict."""
+    engine = synced.engine
+    for kind, subject in (
+        ("duplicate_project", METRO_NORTH),
+        ("worker_mismatch", PRIYA_NGUYEN),
+        ("worker_mismatch", FATIMA),  # no candidate: the example creates the employee
+        ("rate_difference", JUN),
+    ):
+        shown = cli(synced, "conflicts", "show", conflict(engine, kind, subject).id[:8])
+        example = next(x for x in shown.output.splitlines() if x.startswith("  e.g. "))
+        program, *args = shlex.split(example.removeprefix("  e.g. "))
+        assert program == "assignar-pipeline"
+        ran = cli(synced, *args)
+        assert ran.exit_code == 0, f"{example}: {ran.output}"
+        assert conflict(engine, kind, subject).status == "resolved", example
+
+
+# -- checks: the failing branches, end to end ---------------------------------------------------
+
+
+def test_a_payroll_correction_in_pay_fails_minutes_parity_naming_employee_and_day(synced):
+    """Pay's minutes corrected after the load: minutes_parity fails (ERROR, not blocking) and
+    names the connection, the employee and the day; the run still succeeds."""
+    engine = synced.engine
+    corrected = next(r for r in rows(engine, t.timesheet) if r.status == "imported")
+    with engine.begin() as conn:
+        conn.execute(
+            t.timesheet.update()
+            .where(t.timesheet.c.id == corrected.id)
+            .values(payable_minutes=t.timesheet.c.payable_minutes - 5)
+        )
+    person = one(engine, t.employee, t.employee.c.id == corrected.employee_id)
+
+    result = synced.materialize(["pay_timesheets"], _day(corrected.work_date))
+    assert result.success, "a mismatch is reported, it does not fail the run"
+    check = _check(result, "pay_timesheets", "minutes_parity")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    day = corrected.work_date.isoformat()
+    assert check.description.startswith("1 employee-day differs from Assignar")
+    assert f"demo: {person.first_name} {person.last_name} ({person.employee_number})" in (
+        check.description
+    )
+    assert f"on {day}: Pay " in check.description and " min, Assignar " in check.description
+    (first,) = check.metadata["first"].value
+    assert first["connection"] == "demo" and first["work_date"] == day
+    assert first["pay_minutes"] == first["assignar_minutes"] - 5
+
+
+def test_a_timesheet_in_pay_twice_fails_the_blocking_duplicate_check_naming_it(synced):
+    """A Pay database without the unique guard holding one Assignar timesheet twice: the
+    blocking no_duplicate_timesheets check fails the step and names connection, employee, day."""
+    engine = synced.engine
+    # A Pay schema made by hand, without our unique constraint on the Assignar id. A plain
+    # engine: SQLite rebuilds the table to drop it, which foreign-key enforcement would refuse.
+    plain = sa.create_engine(engine.url)
+    with (
+        plain.begin() as conn,
+        Operations(MigrationContext.configure(conn)).batch_alter_table("timesheet") as batch,
+    ):
+        batch.drop_constraint("uq_timesheet_source_connection_id_source_external_id", "unique")
+    plain.dispose()
+    original = next(r for r in rows(engine, t.timesheet) if r.status == "imported")
+    with engine.begin() as conn:
+        copy = conn.execute(
+            t.timesheet.insert()
+            .values({k: v for k, v in original._asdict().items() if k != "id"})
+            .returning(t.timesheet.c.id)
+        ).scalar_one()
+    person = one(engine, t.employee, t.employee.c.id == original.employee_id)
+
+    result = synced.materialize(["pay_timesheets"], _day(original.work_date))
+    assert not result.success, "a blocking check that fails ends the run failed"
+    check = _check(result, "pay_timesheets", "no_duplicate_timesheets")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.description.startswith("1 Assignar timesheet would be paid twice")
+    assert (
+        f"demo: {person.first_name} {person.last_name} ({person.employee_number}) on "
+        f"{original.work_date}: Assignar timesheet {original.source_external_id} is Pay "
+        f"timesheets {original.id}, {copy}"
+    ) in check.description
+    (first,) = check.metadata["first"].value
+    assert first["pay_ids"] == [original.id, copy]
 
 
 # -- refusals and status ------------------------------------------------------------------------
@@ -494,7 +638,7 @@ def test_status_says_connected_sync_warning_or_error(synced, monkeypatch):
     jun = conflict(engine, "rate_difference", JUN)
     detail = cli(synced, "conflicts", "show", jun.id[:8])
     assert "choices: use_assignar_rate, keep_pay_rate, set_rate" in detail.output
-    assert "holds: " in detail.output and " timesheets (2025-" in detail.output
+    assert re.search(r"holds: \d+ timesheets of 2025-\d\d-\d\d\.\.2025-\d\d-\d\d\n", detail.output)
 
     monkeypatch.setenv("SECOND_SECRET", "demo-secret-change-me")
     # Another team: one team connects one Assignar account once.

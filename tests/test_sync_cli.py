@@ -15,7 +15,7 @@ from assignar_pipeline.definitions import defs
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.sync_settings import read_settings
 from resources import PayDatabaseResource
-from tests.support.pipeline import make_pipeline
+from tests.support.pipeline import LAST_4_WEEKS, TODAY, make_pipeline
 from tests.support.sync import add_connection, run_sync
 
 pytestmark = pytest.mark.parametrize("pay_engine", ["sqlite"], indirect=True)
@@ -90,10 +90,26 @@ def test_the_settings_job_applies_and_refuses_like_the_command(pipeline):
 
 def test_sync_log_and_status_explain_a_good_and_a_failed_connection(pipeline, monkeypatch):
     """After a sync where one connection's secret was rotated and another's variable is unset:
-    `sync-log` shows each connection's rows with the run's kind and the error; `status` says
+    `sync-log` shows each connection's rows with the run's kind, the window (last date included)
+    and the error, and refuses an unknown key; `status` says
     Error with that message for each, and for the good one its last sync and next due sync; the
-    run's metadata carries the same status."""
+    run's metadata carries the same status. Before that, `status` tells records fetched from
+    Assignar apart from rows added to Pay, per entity."""
     assert pipeline.materialize().success
+    with pipeline.engine.connect() as conn:
+        log = {r.entity: r for r in conn.execute(sa.select(t.sync_log))}  # one run: one row each
+    fetched = sum(log[e].fetched for e in ("projects", "workers", "timesheets", "orders"))
+    fetched += log["pay_rates"].fetched
+    added = sum(log[e].inserted for e in ("pay_projects", "pay_workers", "pay_timesheets"))
+    added += log["pay_orders"].inserted
+    code, out = _cli("status")
+    assert f"from Assignar: {fetched} records ({log['projects'].fetched} projects, " in out
+    assert f"into Pay: {added} added or linked ({log['pay_projects'].inserted} projects, " in out
+    assert (
+        f"{log['pay_workers'].inserted} employees, {log['pay_timesheets'].inserted} timesheets"
+        in out
+    )
+    assert "inserted" not in out, "staging and Pay rows are not summed as one count"
     monkeypatch.setenv("BROKEN_SECRET", "rotated")
     add_connection(pipeline.engine, "broken", client_secret_ref="BROKEN_SECRET")
     add_connection(pipeline.engine, "unset", client_secret_ref="NEVER_SET_ANYWHERE")
@@ -109,7 +125,16 @@ def test_sync_log_and_status_explain_a_good_and_a_failed_connection(pipeline, mo
     rows = [json.loads(line) for line in out.splitlines()]
     assert rows and all(r["connection"] == "broken" for r in rows)
     assert rows[0]["kind"] == "sync" and "rejected the client id" in rows[0]["error"]
+    code, out = _cli("sync-log", "--key", "demo", "--json")
+    windows = {r["window"] for r in map(json.loads, out.splitlines()) if r["kind"] == "manual"}
+    assert windows == {None, f"{LAST_4_WEEKS[0]}..{TODAY}"}, "the last date is included"
+    code, out = _cli("sync-log", "--key", "demo")
+    assert f" {LAST_4_WEEKS[0]}..{TODAY} " in out
+    code, out = _cli("sync-log", "--key", "demo", "--key", "nope")
+    assert code == 1 and "No connection has the key 'nope'. Known keys: broken, demo, unset." in out
 
+    code, out = _cli("status", "--connection", "nope")
+    assert code == 1 and "No connection has the key 'nope'. Known keys: broken, demo, unset." in out
     code, out = _cli("status")
     assert code == 0, out
     broken = out[out.index("broken:") : out.index("demo:")]

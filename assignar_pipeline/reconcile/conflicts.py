@@ -37,6 +37,17 @@ KIND_LABELS = {
     RATE_DIFFERENCE: "Rate Difference",
     LOCKED_CHANGED: "Timesheet Adjustment",
 }
+#: The kinds as a command line names them: the product's names, e.g. `timesheet_adjustment`.
+KIND_OPTIONS = {label.lower().replace(" ", "_"): kind for kind, label in KIND_LABELS.items()}
+
+
+def kind_named(text: str) -> str | None:
+    """The kind a person means: its product name in any case, with spaces, dashes or
+    underscores ("Timesheet Adjustment", timesheet-adjustment), or the stored key."""
+    name = text.strip().lower().replace(" ", "_").replace("-", "_")
+    return KIND_OPTIONS.get(name) or (name if name in KIND_LABELS else None)
+
+
 CHOICES = {
     DUPLICATE_PROJECT: ("merge", "create_new"),
     WORKER_MISMATCH: ("map", "create_employee", "ignore"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -15,14 +16,16 @@ from assignar_pipeline.pay.tables import (
 )
 from assignar_pipeline.pay.tables import (
     pay_user,
+    role_permission,
     sync_conflict,
     sync_conflict_seen,
     sync_hold,
     sync_hold_conflict,
     sync_resolution,
+    team_member,
 )
-from assignar_pipeline.reconcile.conflicts import CHOICES, KIND_LABELS
-from assignar_pipeline.reconcile.resolve import ResolutionError, find_conflict
+from assignar_pipeline.reconcile.conflicts import CHOICES, KIND_LABELS, short
+from assignar_pipeline.reconcile.resolve import PERMISSIONS, ResolutionError, find_conflict
 
 STATUSES = ("open", "resolved", "superseded", "all")
 
@@ -42,6 +45,7 @@ class ConflictView:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     resolution: dict[str, Any] | None = None
+    example: str | None = None  # an open conflict: a resolve command that works as written
 
     @property
     def label(self) -> str:
@@ -112,7 +116,39 @@ def show_conflict(conn: Connection, ref: str) -> ConflictView:
             "params": resolution.params,
             "note": resolution.note,
         }
+    if view.status == "open":
+        view.example = _example(conn, row, view)
     return view
+
+
+def _example(conn: Connection, row: Any, view: ConflictView) -> str:
+    """`conflicts resolve` with the first choice that needs no more than the view knows: merge
+    or map into the best candidate (else create one), and a team member allowed to decide
+    (the connection's owner first)."""
+    needs_target = {"merge", "map"}
+    choice = next(
+        c for c in view.choices if c != "set_rate" and (c not in needs_target or view.candidates)
+    )
+    target = f" --target {view.candidates[0]['pay_id']}" if choice in needs_target else ""
+    connection = conn.execute(
+        sa.select(connection_table.c.team_id, connection_table.c.connected_by_user_id).where(
+            connection_table.c.id == row.connection_id
+        )
+    ).one()
+    decider = conn.execute(
+        sa.select(pay_user.c.email)
+        .join(team_member, team_member.c.user_id == pay_user.c.id)
+        .join(role_permission, role_permission.c.role_id == team_member.c.role_id)
+        .where(
+            team_member.c.team_id == connection.team_id,
+            team_member.c.status == "active",
+            role_permission.c.permission == PERMISSIONS[view.kind],
+        )
+        .order_by(pay_user.c.id != connection.connected_by_user_id, pay_user.c.id)
+        .limit(1)
+    ).scalar()
+    by = shlex.quote(decider) if decider else "EMAIL"  # nobody may decide yet: a placeholder
+    return f"assignar-pipeline conflicts resolve {short(view.id)} {choice}{target} --by {by}"
 
 
 def open_conflict_counts(conn: Connection, connection_ids: Sequence[int]) -> dict[int, dict]:
