@@ -106,16 +106,15 @@ class ResolutionConfig(dg.Config):
 
 
 #: The example `resolutions` holds until replaced (the Launchpad's "Scaffold all default
-#: config" writes it out): the README's demo decision, Priya Nguyen is Pay's Pria Nguyen
-#: (employee 16). Outside the demo it is refused ("No conflict has the id '823f8fe5'"). A job
-#: `config=` preset would show it at once, but its config mapping keeps the definitions'
-#: resource config, so resources given at execution (`execute_in_process(resources=...)`)
-#: would silently be replaced by those of the definitions.
+#: config" writes it out): the shape of a whole decision, on a conflict id no conflict has, so
+#: that launching it unchanged decides nothing and is refused with where to find the real ids.
+#: (A job `config=` preset would show it at once, but its config mapping keeps the definitions'
+#: resource config, so resources given at execution would silently be replaced.)
 EXAMPLE_RESOLUTION = {
-    "conflict": "823f8fe5",
+    "conflict": "replace-me",
     "choice": "map",
     "target": 16,
-    "note": "Pay's Pria Nguyen: same person, same date of birth",
+    "note": "e.g. the demo's 823f8fe5: Priya Nguyen is Pay's Pria Nguyen (employee 16)",
 }
 
 
@@ -129,8 +128,9 @@ class ResolveConflictsConfig(dg.Config):
     )
     resolutions: list[ResolutionConfig] = Field(
         default=[EXAMPLE_RESOLUTION],
-        description="The decisions. The default is an example from the demo (Priya Nguyen is "
-        "Pay's Pria Nguyen): replace it with conflicts from `assignar-pipeline conflicts list`.",
+        description="The decisions. The default shows the shape of one and decides nothing: "
+        "replace `replace-me` with an id from `assignar-pipeline conflicts list` and the choice "
+        "and target from `assignar-pipeline conflicts show ID`.",
     )
     launch_runs: bool = Field(
         default=True,

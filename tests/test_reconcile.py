@@ -415,39 +415,32 @@ def test_resolve_conflicts_job_launches_runs_for_exactly_the_dates_it_unblocks(s
     assert "does not resolve a Worker Mismatch" in str(failure.event_specific_data)
 
 
-def test_resolve_conflicts_offers_an_example_that_works_on_the_demo(synced, tmp_path):
-    """`resolutions` defaults to a whole decision on a demo conflict (what the Launchpad's
-    "Scaffold all default config" writes out): with only `decided_by` it resolves that conflict
-    on the demo, and elsewhere it is refused with the message first."""
+def test_resolve_conflicts_offers_an_example_that_decides_nothing(synced):
+    """`resolutions` defaults to the shape of a whole decision (what the Launchpad's "Scaffold
+    all default config" writes out); launched unchanged it is refused, says where the ids are,
+    and no conflict is resolved."""
     engine = synced.engine
-    priya = conflict(engine, "worker_mismatch", PRIYA_NGUYEN)
-    pria = employee_id(engine, "Pria", "Nguyen")
-    assert (EXAMPLE_RESOLUTION["conflict"], EXAMPLE_RESOLUTION["target"]) == (priya.id[:8], pria)
     job = defs.get_job_def("resolve_conflicts")
     op = job.run_config_schema.config_type.fields["ops"].config_type.fields["resolve_conflicts_op"]
     fields = op.config_type.fields["config"].config_type.fields
     assert fields["resolutions"].default_value == [EXAMPLE_RESOLUTION]  # what the UI scaffolds
+    assert set(EXAMPLE_RESOLUTION) >= {"conflict", "choice", "target"}
     assert fields["decided_by"].is_required, "who decides is never defaulted"
+    open_before = kinds(engine, "open")
 
-    def run(url: str) -> dg.ExecuteInProcessResult:
-        return job.execute_in_process(
-            instance=synced.instance,
-            resources={"pay": PayDatabaseResource(url=url)},
-            run_config={"ops": {"resolve_conflicts_op": {"config": {"decided_by": OWNER}}}},
-            raise_on_error=False,
-        )
+    refused = job.execute_in_process(
+        instance=synced.instance,
+        resources={"pay": PayDatabaseResource(url=synced.url)},
+        run_config={"ops": {"resolve_conflicts_op": {"config": {"decided_by": OWNER}}}},
+        raise_on_error=False,
+    )
 
-    assert run(synced.url).success
-    assert conflict(engine, "worker_mismatch", PRIYA_NGUYEN).status == "resolved"
-    assert one(engine, t.sync_resolution).target_pay_id == pria
-
-    elsewhere = create_pay_engine(f"sqlite:///{tmp_path / 'other.db'}")
-    migrate(elsewhere)
-    elsewhere.dispose()
-    refused = run(f"sqlite:///{tmp_path / 'other.db'}")
     failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
     description = failure.event_specific_data.user_failure_data.description
-    assert description.startswith(f"Refused: No conflict has the id '{priya.id[:8]}'")
+    assert description.startswith("Refused: No conflict has the id 'replace-me'")
+    assert "conflicts list" in description
+    assert kinds(engine, "open") == open_before
+    assert rows(engine, t.sync_resolution) == []
 
 
 # -- adjustments --------------------------------------------------------------------------------
