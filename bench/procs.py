@@ -43,6 +43,13 @@ def role_of(cmdline: str) -> str:
     return "other"
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a live process has used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _read(pid: int) -> tuple[int, int, str] | None:
     """(parent pid, RSS in kB, command line) of a live process."""
     try:

@@ -44,7 +44,7 @@ from assignar_pipeline.sync_settings import SettingsChange, change_settings
 from bench.dagster_stack import ROOT, DagsterDev, run_seconds, write_instance
 from bench.limits import copy_limit
 from bench.payteam import OWNER, bench_team
-from bench.procs import Sampler, wait_for
+from bench.procs import Sampler, cpu_seconds, wait_for
 from tests.support.postgres import TemporaryPostgres
 
 CLIENT_ID, SECRET = "demo-client", "demo-secret-change-me"  # the simulator's demo credentials
@@ -263,6 +263,7 @@ def memory_figures(table: Table, sampler: Sampler, phases: list[dict]) -> None:
 def limits(args, table: Table, sim: Simulator, first: date, last: date, wall: float,
            rows: int) -> None:  # fmt: skip
     print("\n== Limits on the same rows", flush=True)
+    server_cpu = cpu_seconds(sim.process.pid)
     out = subprocess.run(
         [sys.executable, "-m", "bench.limits", "fetch", "--api", sim.api, "--token-url",
          sim.token_url, "--client-id", CLIENT_ID, "--secret-env", "BENCH_SECRET",
@@ -270,6 +271,13 @@ def limits(args, table: Table, sim: Simulator, first: date, last: date, wall: fl
         env={**os.environ, "BENCH_SECRET": SECRET}, capture_output=True, text=True, check=True,
     )  # fmt: skip
     fetch = json.loads(out.stdout.strip().splitlines()[-1])
+    server_cpu = cpu_seconds(sim.process.pid) - server_cpu
+    per_page = server_cpu / fetch["rows"] * 1000 * 1000  # ms per 1,000 rows
+    table.add(
+        "server limit (simulator, one core): its CPU per 1,000 rows served to the fetch limit",
+        f"{per_page:.1f} ms ({fetch['rows'] / server_cpu:,.0f} rows/s)", "≤ 5 ms",
+        verdict(per_page <= 5, per_page / 5),
+    )  # fmt: skip
     table.add(
         "fetch limit (bare httpx + orjson, the pipeline's requests)",
         f"{fetch['seconds']:.1f} s, {fetch['rows']:,} records "

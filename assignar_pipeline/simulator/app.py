@@ -255,10 +255,12 @@ class SimulatorApp:
         except QueryError as exc:
             return Response(400, _dumps({"message": str(exc)})), None
         rows = _render_rows(table, slots, q.fields)
+        # bytes.join, not %-formatting: it copies a multi-megabyte page several times faster.
         if spec.envelope == "count_rows":
-            body = b'{"status":200,"data":{"count":%d,"rows":[%b]}}' % (len(slots), rows)
+            head = b'{"status":200,"data":{"count":%d,"rows":[' % len(slots)
+            body = b"".join((head, rows, b"]}}"))
         else:
-            body = b'{"status":200,"data":[%b]}' % rows
+            body = b"".join((b'{"status":200,"data":[', rows, b"]}"))
         return Response(200, body, rows=len(slots), resource=spec), (spec.key, q, slots)
 
     def _item(self, spec: res.ResourceSpec, rid_text: str, scope: Scope) -> Response:
@@ -477,19 +479,9 @@ def _pre_fault_response(fault: Fault) -> Response:
 
 
 def _render_rows(table: Table, slots: list[int], fields: list[str] | None) -> bytes:
-    blobs = table.blobs
     if fields is None:
-        return b",".join([blobs[s] for s in slots])  # type: ignore[misc]
-    if all(f == "id" or f in table.cols for f in fields):
-        # Every requested field is a decoded column: no need to parse the stored rows.
-        cols = [(f, table.column(f)) for f in fields]
-        return orjson.dumps([{f: c[s] for f, c in cols} for s in slots])[1:-1]
-    loads = orjson.loads
-    picked = []
-    for s in slots:
-        rec = loads(blobs[s])  # type: ignore[arg-type]
-        picked.append({f: rec.get(f) for f in fields})
-    return orjson.dumps(picked)[1:-1]
+        return b",".join([table.blobs[s] for s in slots])  # type: ignore[misc]
+    return table.project(slots, fields)
 
 
 # A record with wrong types: a non-numeric id, an unparseable date-time and a number where the

@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import heapq
 import operator
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from .resources import ResourceSpec
@@ -38,6 +41,9 @@ TEXT_KINDS = ("str", "date", "datetime")
 # The ordered kinds all compare correctly as Python values: dates and instants are stored in one
 # canonical string form, so string order is time order.
 INDEX_FAST_PATH_LIMIT = 20_000
+# An index range read in id order is merged from its runs of equal values (each already in id
+# order) when it has at most this many distinct values: a 7-day window of dates has 7.
+MAX_MERGED_RUNS = 64
 
 
 class QueryError(ValueError):
@@ -253,6 +259,7 @@ class _Source:
     size: int
     slots: Callable[[bool], Iterable[int]]  # reverse flag -> slots in the source's own order
     order: str | None  # "id", "idx:<field>" or None (unordered)
+    span: range | None = None  # idx sources: the positions of the range in the index
 
 
 def _bounds(filters: list[Filter], name: str) -> tuple[Any, bool, Any, bool, bool]:
@@ -305,6 +312,7 @@ def _sources(table: Table, filters: list[Filter]) -> list[_Source]:
                     len(r),
                     lambda rev, r=r, n=name: _ordered_index(table, n, r, rev),
                     f"idx:{name}",
+                    r,
                 )
             )
     for f in filters:
@@ -385,6 +393,84 @@ def sort_slots(table: Table, slots: list[int], sort: list[tuple[str, bool]]) -> 
     return slots
 
 
+def _runs(entries: list[tuple[Any, int, int]], span: range) -> list[tuple[int, int]] | None:
+    """[start, stop) of each run of equal values within `span`; None past MAX_MERGED_RUNS."""
+    runs = []
+    i = span.start
+    while i < span.stop:
+        if len(runs) == MAX_MERGED_RUNS:
+            return None
+        j = bisect_right(entries, entries[i][0], i, span.stop, key=_value)
+        runs.append((i, j))
+        i = j
+    return runs
+
+
+def _by_id(
+    table: Table, name: str, span: range, filters: list[Filter], desc: bool
+) -> tuple[Iterator[int], list[Filter]] | None:
+    """An index range in id order, lazily, cut to the query's id bounds; with the filters that
+    still need checking (those the index range and id bounds do not already guarantee). None
+    when the range has more than MAX_MERGED_RUNS distinct values.
+
+    Within one value the index is in id order, so the range is a merge of its runs of equal
+    values, each cut to the id bounds by bisection: a page reads about page_size entries however
+    large the range is.
+    """
+    entries = table.sorted_idx[name]
+    runs = _runs(entries, span)
+    if runs is None:
+        return None
+    implied = _implied(filters, name)
+    lo, lo_incl, hi, hi_incl, used = _bounds(filters, "id")
+    cut: list[tuple[int, int]] = []
+    try:
+        for a, b in runs:
+            if lo is not None:
+                a = (bisect_left if lo_incl else bisect_right)(entries, lo, a, b, key=_id)
+            if hi is not None:
+                b = (bisect_right if hi_incl else bisect_left)(entries, hi, a, max(a, b), key=_id)
+            cut.append((a, max(a, b)))
+        if used:
+            implied += _implied(filters, "id")
+    except TypeError:  # an id bound that is not a number: the predicates decide
+        cut = runs
+    pick = itemgetter(1, 2)
+    streams = [
+        map(pick, map(entries.__getitem__, reversed(range(a, b)) if desc else range(a, b)))
+        for a, b in cut
+    ]
+    merged = heapq.merge(*streams, reverse=desc)  # (id, slot): ids are unique
+    rest = [f for f in filters if not any(f is g for g in implied)]
+    return map(_second, merged), rest
+
+
+def _implied(filters: list[Filter], name: str) -> list[Filter]:
+    """The filters on `name` that `_bounds` turned into the range (every entry in it matches)."""
+    return [
+        f
+        for f in filters
+        if f.field == name
+        and (
+            (f.op in ("eq", "is") and f.value is not None)
+            or f.op in COMPARISON
+            or f.op == "between"
+        )
+    ]
+
+
+def _value(entry: tuple[Any, int, int]) -> Any:
+    return entry[0]
+
+
+def _id(entry: tuple[Any, int, int]) -> int:
+    return entry[1]
+
+
+def _second(pair: tuple[int, int]) -> int:
+    return pair[1]
+
+
 def execute(
     table: Table, q: Query, *, offset: int | None = None, limit: int | None = None
 ) -> list[int]:
@@ -404,6 +490,15 @@ def execute(
     if not q.sort and best is sources[0]:
         # No filter narrows anything and no sort: walk storage order lazily.
         return list(islice(keep(table.order.values()), start, start + count))
+    if fast is not None and fast[0] == "id" and best.span is not None and best.order:
+        # Keyset paging through a window (`sort=id`, `id__gt`, a range on an indexed field).
+        merged = _by_id(table, best.order.removeprefix("idx:"), best.span, q.filters, fast[1])
+        if merged is not None:
+            stream, rest = merged
+            checks = [compile_filter(table, f) for f in rest]
+            if checks:
+                stream = (s for s in stream if all(p(s) for p in checks))
+            return list(islice(stream, start, start + count))
     ordered_best = fast is not None and best.order == fast[0]
     if fast is not None and (best.size > INDEX_FAST_PATH_LIMIT or ordered_best):
         # Walk an index already in the requested order and stop once the page is full.

@@ -144,7 +144,7 @@ ORDERS = ResourceSpec(
     ),
     modified_field="modified_time",
     hash_indexes=("project_id",),
-    sorted_indexes=("modified_time",),
+    sorted_indexes=("modified_time", "start_date"),  # start_date: the extract's window
 )
 
 ACTIVITIES = ResourceSpec(

@@ -24,7 +24,7 @@ from .faults import ACTION_KINDS, MODE_KINDS, Fault, Faults, validate
 from .journal import StateFile, StateFileError
 from .mutations import advance as apply_advance
 from .query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from .store import Record, Table
+from .store import Record, RowEncoder, Table
 from .timesheets import Embeds, generate, order_embed, user_embed
 from .timeutil import from_epoch, iso_utc
 
@@ -70,8 +70,9 @@ class Simulator:
             table = Table(spec)
             if spec is res.TIMESHEETS:
                 eager = spec.eager or spec.scalar_fields
-                ids, blobs, cols = generate(world, embeds, eager)
-                table.bulk_load(ids, blobs, cols)
+                encoder = RowEncoder(spec)
+                ids, blobs, cols = generate(world, embeds, eager, encoder)
+                table.bulk_load(ids, blobs, cols, encoder)
             else:
                 for rec in records[spec.key]:
                     table.put(rec)

@@ -1,14 +1,19 @@
 """In-memory table of one resource: rows kept as ready-to-send JSON plus the indexes queries need.
 
 Each record lives in a fixed slot. Its JSON bytes are stored once so that a 1,000-row page is a
-join of byte strings; top-level scalar values are kept decoded per column (eagerly for indexed or
-commonly filtered fields, lazily for the rest) so filters and sorts never re-parse JSON twice.
+join of byte strings. Where each top-level field begins in those bytes is kept too (two bytes per
+field and row), so a page with `fields` is cut out of the stored rows by C-level slicing instead of
+parsing and re-serialising them. Top-level scalar values are kept decoded per column (eagerly for
+indexed or commonly filtered fields, lazily for the rest) so filters and sorts never re-parse JSON.
 """
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate
+from operator import add, itemgetter
 from typing import Any
 
 import orjson
@@ -42,6 +47,50 @@ def normalize(kind: str, value: Any) -> Any:
     return value
 
 
+#: Field offsets are unsigned 16-bit: a row longer than this is kept whole only (see `unsplit`).
+MAX_SPLIT_ROW = 0xFFFF
+
+
+class RowEncoder:
+    """Serialises records of one resource, noting where each top-level field's `"name":value`
+    begins; the bytes are exactly `orjson.dumps(record)`.
+
+    `encode` (generation) collects the offsets of the rows it encoded, in order, in `starts`
+    (one array per field) and the row numbers it could not split in `unsplit`.
+    """
+
+    def __init__(self, spec: ResourceSpec) -> None:
+        self.names = list(spec.fields)
+        self.keys = [orjson.dumps(n) + b":" for n in self.names]
+        # A field's segment is its key, its value and the comma that follows it.
+        self.key_lengths = [len(k) + 1 for k in self.keys]
+        self.starts: list[array[int]] = [array("H") for _ in self.names]
+        self.unsplit: set[int] = set()
+        self.rows = 0
+
+    def split(self, record: Record) -> tuple[bytes, list[int] | None]:
+        """(JSON bytes, start of each field's segment), or (bytes, None) when the record's keys
+        are not the resource's fields in schema order or the row is too long for the offsets."""
+        if list(record) != self.names:
+            return dumps(record), None
+        values = list(map(orjson.dumps, record.values()))
+        blob = b"{%b}" % b",".join(map(add, self.keys, values))
+        if len(blob) > MAX_SPLIT_ROW:
+            return blob, None
+        starts = list(accumulate(map(add, self.key_lengths, map(len, values)), initial=1))
+        return blob, starts[:-1]
+
+    def encode(self, record: Record) -> bytes:
+        blob, starts = self.split(record)
+        if starts is None:
+            self.unsplit.add(self.rows)
+            starts = [0] * len(self.names)
+        for column, start in zip(self.starts, starts, strict=True):
+            column.append(start)
+        self.rows += 1
+        return blob
+
+
 class Table:
     """Rows of one resource with insertion order, id order and secondary indexes."""
 
@@ -66,6 +115,11 @@ class Table:
         for f in (*spec.hash_indexes, *spec.sorted_indexes):
             self.cols.setdefault(f, [])
         self._time_fields = [f for f, k in spec.fields.items() if k in ("date", "datetime")]
+        self.encoder = RowEncoder(spec)
+        self.field_pos = {name: i for i, name in enumerate(self.encoder.names)}
+        # Per field (schema order), per slot: where its segment starts in the slot's JSON.
+        self.starts: list[array[int]] = [array("H") for _ in self.encoder.names]
+        self.unsplit: set[int] = set()  # live slots without offsets: projected by decoding
 
     # ----------------------------------------------------------------- reading
     def __len__(self) -> int:
@@ -124,13 +178,63 @@ class Table:
         for n, c in zip(missing, new_cols, strict=True):
             self.cols[n] = c
 
+    def project(self, slots: Sequence[int], fields: Sequence[str]) -> bytes:
+        """The rows at `slots` with only `fields` (in that order), comma-separated.
+
+        Each field is cut out of the stored JSON of every row at once, by slicing, never by
+        parsing: a run of fields that follow each other in the schema is one slice per row.
+        """
+        if not slots:
+            return b""
+        gather = itemgetter(*slots) if len(slots) > 1 else lambda seq: (seq[slots[0]],)
+        blobs = gather(self.blobs)
+        gathered: dict[int, tuple[int, ...]] = {}
+
+        def starts(i: int) -> tuple[int, ...]:
+            found = gathered.get(i)
+            if found is None:
+                # Past the last field: the row's length (its closing brace is one before it).
+                column = self.starts[i] if i < len(self.starts) else list(map(len, blobs))
+                found = gathered[i] = gather(column) if i < len(self.starts) else tuple(column)
+            return found
+
+        runs: list[list[int]] = []  # [first, past last] schema positions
+        for name in fields:
+            i = self.field_pos[name]
+            if runs and runs[-1][1] == i:
+                runs[-1][1] = i + 1
+            else:
+                runs.append([i, i + 1])
+        # A segment ends one before the next begins (at its comma, or the closing brace).
+        columns = [
+            [b[a : e - 1] for b, a, e in zip(blobs, starts(x), starts(y), strict=True)]
+            for x, y in runs
+        ]
+        rows = list(map(b",".join, zip(*columns, strict=True)))
+        if self.unsplit:
+            for k, slot in enumerate(slots):
+                if slot in self.unsplit:
+                    rec = orjson.loads(blobs[k])
+                    rows[k] = orjson.dumps({f: rec.get(f) for f in fields})[1:-1]
+        return b"".join((b"{", b"},{".join(rows), b"}"))
+
     # ----------------------------------------------------------------- writing
-    def bulk_load(self, ids: list[int], blobs: list[bytes], columns: dict[str, list[Any]]) -> None:
-        """Fill an empty table in one go (generation): ids ascending, columns already normalised."""
+    def bulk_load(
+        self,
+        ids: list[int],
+        blobs: list[bytes],
+        columns: dict[str, list[Any]],
+        encoder: RowEncoder,
+    ) -> None:
+        """Fill an empty table in one go (generation): ids ascending, columns already normalised,
+        `blobs` made by `encoder.encode` (which noted the field offsets)."""
         assert not self.order, "bulk_load only fills an empty table"
+        assert encoder.rows == len(blobs), "every row must come from the encoder"
         n = len(ids)
         self.ids = list(ids)
         self.blobs = list(blobs)
+        self.starts = encoder.starts
+        self.unsplit = encoder.unsplit
         self.seq = list(range(n))
         self._next_seq = n
         self.order = dict(zip(ids, range(n), strict=True))
@@ -171,11 +275,13 @@ class Table:
             if name in record:
                 record[name] = normalize(self.spec.fields[name], record[name])
         rid = record["id"]
-        blob = dumps(record)
+        blob, starts = self.encoder.split(record)
         slot = self.order.pop(rid, None)
         if slot is None:
             slot = len(self.blobs)
             self.blobs.append(blob)
+            for column in self.starts:
+                column.append(0)
             self.ids.append(rid)
             self.seq.append(self._next_seq)
             for col in self.cols.values():
@@ -189,6 +295,7 @@ class Table:
             self._unindex(slot)
             self.blobs[slot] = blob
             self.seq[slot] = self._next_seq
+        self._set_starts(slot, starts)
         self._next_seq += 1
         self.order[rid] = slot
         for name, col in self.cols.items():
@@ -198,7 +305,16 @@ class Table:
     def replace_blob(self, rid: int, record: Record) -> None:
         """Re-render a record in place without moving it (embedded data changed, not the record)."""
         slot = self.order[rid]
-        self.blobs[slot] = dumps(record)
+        self.blobs[slot], starts = self.encoder.split(record)
+        self._set_starts(slot, starts)
+
+    def _set_starts(self, slot: int, starts: list[int] | None) -> None:
+        if starts is None:
+            self.unsplit.add(slot)
+            return
+        self.unsplit.discard(slot)
+        for column, start in zip(self.starts, starts, strict=True):
+            column[slot] = start
 
     def delete(self, rid: int) -> bool:
         """Hard delete: the record vanishes from lists and by-id lookups."""
@@ -209,6 +325,7 @@ class Table:
         pos = bisect_left(self.id_slots, rid, key=self.ids.__getitem__)
         del self.id_slots[pos]
         self.blobs[slot] = None
+        self.unsplit.discard(slot)
         for col in self.cols.values():
             col[slot] = None
         return True

@@ -16,7 +16,7 @@ import orjson
 
 from . import catalog as cat
 from .data import FILES_HOST, Project, Worker, World, fragment
-from .store import dumps
+from .store import RowEncoder, dumps
 from .timeutil import (
     EPOCH_ORDINAL,
     day_str,
@@ -407,9 +407,10 @@ def build(world: World, emb: Embeds, s: Shift, ts_id: int, now_ts: int) -> Recor
 
 
 def generate(
-    world: World, emb: Embeds, eager: tuple[str, ...]
+    world: World, emb: Embeds, eager: tuple[str, ...], encoder: RowEncoder
 ) -> tuple[list[int], list[bytes], dict[str, list[Any]]]:
-    """Every shift in the window that ended by the simulated now: (ids, JSON rows, columns)."""
+    """Every shift in the window that ended by the simulated now: (ids, JSON rows, columns);
+    `encoder` serialises the rows and keeps their field offsets."""
     now_ts = world.now_ts
     first = world.first_day
     ids: list[int] = []
@@ -426,7 +427,7 @@ def generate(
             ts_id = world.new_id("timesheet")
             rec = build(world, emb, s, ts_id, now_ts)
             ids.append(ts_id)
-            blobs.append(dumps(rec))
+            blobs.append(encoder.encode(rec))
             for f, app in appenders:
                 v = rec[f]
                 if f != "modified_time":
