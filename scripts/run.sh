@@ -23,6 +23,8 @@ export PAY_DATABASE_URL=${PAY_DATABASE_URL:-sqlite:///$root/.data/pay.db}
 # Notifications go to the local mail catcher (plain SMTP on loopback); links point at this UI.
 export SMTP_HOST=127.0.0.1 SMTP_PORT=$mail_port SMTP_STARTTLS=false
 export NOTIFY_FROM=assignar-pipeline@localhost DAGSTER_URL=$dagster_url
+# The data engineers' alerts (failing checks and jobs, stale data) reach the same mail catcher.
+export ALERT_EMAILS=${ALERT_EMAILS:-data-engineering@example.com}
 connection_key=demo
 # The simulator keeps its tenant (config, "now" and every change made through its control plane)
 # in this file and replays it on a restart, so it keeps agreeing with the Pay database beside it.
