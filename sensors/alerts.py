@@ -11,7 +11,7 @@ run-status sensors in `sensors/notifications.py` call for every job.
 """
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote, urlencode
 
 import dagster as dg
@@ -29,6 +29,7 @@ from assignar_pipeline.alerts import (
 )
 from assignar_pipeline.sync import failed_in_run
 from assignar_pipeline.synclog import run_kind
+from assignar_pipeline.windows import format_window
 from resources.notify import NotifyResource
 from resources.pay import PayDatabaseResource
 from sensors.timing import interval
@@ -41,6 +42,7 @@ CHECKS: dict[dg.AssetCheckKey, str] = {
 }
 #: Evaluations read per check and tick; more than this between two ticks: the newest win.
 HISTORY_LIMIT = 100
+DAY = timedelta(days=1)
 #: Runs of these kinds cover connections: their failures are told per connection.
 CONNECTION_RUNS = ("sync", "initial_import", "bulk_import")
 
@@ -59,7 +61,8 @@ def run_window(tags: dict[str, str], partition: str | None = None) -> str | None
     start = tags.get("dagster/asset_partition_range_start")
     if start:
         end = tags.get("dagster/asset_partition_range_end", start)
-        return start if end == start else f"{start} to {end}"
+        last = date.fromisoformat(end)
+        return start if end == start else format_window(date.fromisoformat(start), last + DAY)
     return tags.get("dagster/partition")
 
 

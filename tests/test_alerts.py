@@ -179,7 +179,7 @@ def test_a_check_that_fails_stays_failing_and_recovers_is_told_once_each(pipelin
     assert link in body
     assert "demo: failing (1)" in body and "  - quarantined: " in body
     first, end = LAST_4_WEEKS
-    assert f"Partition or window: {first} to {end - timedelta(days=1)}" in body
+    assert f"Partition or window: {first}..{end - timedelta(days=1)}" in body
     (payroll,) = smtp_inbox.to("payroll@example.com")
     assert payroll["Subject"] == engineering["Subject"] and link in payroll.get_content()
     (hook_alert,) = _texts(engineers)
