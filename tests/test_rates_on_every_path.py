@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
+from assignar_pipeline.connections import active_connections
 from assignar_pipeline.definitions import defs
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.sync import load_for
@@ -113,7 +114,7 @@ def test_the_loader_refuses_timesheets_whose_rates_nobody_fetched(pipeline):
     """A caller that skips the rates fetch loads nothing and the sync log says what to do."""
     staged = ["assignar_projects", "assignar_workers", "assignar_timesheets"]
     assert pipeline.materialize([*staged, "pay_projects", "pay_employees"]).success
-    demo = [c for c in _connections(pipeline) if c.key == "demo"]
+    demo = active_connections(pipeline.engine, ["demo"])
 
     (loaded,) = load_for(pipeline.engine, demo, "projects", run_id="manual", window=None)
     refused = load_for(pipeline.engine, demo, "timesheets", run_id="manual", window=LAST_4_WEEKS)
@@ -148,9 +149,3 @@ def test_a_sync_that_loads_timesheets_fetches_stale_rates_first(pipeline):
         pay_timesheets(pipeline.engine, pipeline.connection_id("demo"))[timesheet].payable_minutes
         == 75
     )
-
-
-def _connections(pipeline):
-    from assignar_pipeline.connections import active_connections
-
-    return active_connections(pipeline.engine)
