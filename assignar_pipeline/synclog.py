@@ -18,13 +18,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from assignar_pipeline.entities import ENTITIES
 from assignar_pipeline.pay import tables as t
-from assignar_pipeline.runs import OPERATION_TAG
+from assignar_pipeline.runs import BULK_IMPORT, INITIAL_IMPORT, OPERATION_TAG, SYNC
 from assignar_pipeline.schedule import next_due
 from assignar_pipeline.status import ConnectionStatus, connection_status
 from assignar_pipeline.sync_settings import SyncSettings, read_settings
 
 #: Run kinds, from the run's `assignar/operation` tag (backfill runs are bulk imports).
-KINDS = ("sync", "initial_import", "bulk_import", "manual")
+KINDS = (SYNC, INITIAL_IMPORT, BULK_IMPORT, "manual")
 COUNTS = ("fetched", "inserted", "updated", "unchanged", "voided", "quarantined", "held")
 #: sync_log entities as a payroll clerk calls them. Fetches from Assignar count records staged
 #: (`pay_rates`: Assignar's own rates); `pay_*` loads count Pay rows, so one timesheet fetched
@@ -274,4 +274,4 @@ def run_kind(tags: dict[str, str] | Any) -> str:
     operation = tags.get(OPERATION_TAG)
     if operation in KINDS:
         return operation
-    return "bulk_import" if tags.get("dagster/backfill") else "manual"
+    return BULK_IMPORT if tags.get("dagster/backfill") else "manual"
