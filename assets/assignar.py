@@ -16,6 +16,7 @@ from assets.reporting import (
 )
 from assignar_pipeline.alerts import FINDINGS_KEY, findings_metadata
 from assignar_pipeline.checks import open_quarantine, quarantine_description, quarantine_findings
+from assignar_pipeline.entities import BY_NAME
 from assignar_pipeline.extract import ExtractResult
 from assignar_pipeline.sync import extract_for, imports
 from assignar_pipeline.synclog import note_run, run_kind
@@ -41,7 +42,7 @@ DB_RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL
 def _quarantine_check(entity: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "quarantine_empty",
-        asset=f"assignar_{entity}",
+        asset=BY_NAME[entity].extract_asset,
         description="No record of this window is in quarantine (WARN: fix them in Assignar; a "
         "failure names the connection, record, worker, day and reason).",
     )

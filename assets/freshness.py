@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from assignar_pipeline.alerts import FINDINGS_KEY, findings_metadata
+from assignar_pipeline.entities import BY_NAME, DATED
 from assignar_pipeline.freshness import findings, freshness, grace_from_env
 from assignar_pipeline.sync_settings import SettingsError
 from resources.pay import PayDatabaseResource
 
 #: The asset whose Pay data each synced entity is.
-ENTITY_ASSETS = {"timesheets": "pay_timesheets", "orders": "pay_orders"}
+ENTITY_ASSETS = {e: BY_NAME[e].pay_asset for e in DATED}
 CHECK = "data_fresh"
 
 

@@ -2,19 +2,16 @@
 
 import dagster as dg
 
+from assignar_pipeline.entities import BY_NAME, DATED, SNAPSHOTS, asset_names
+from assignar_pipeline.runs import INITIAL_IMPORT, OPERATION_TAG
+
 #: Assignar's pay rates come first, so that every timesheet loaded is checked for a Rate Difference.
 SNAPSHOT_ASSETS = [
     "assignar_pay_rates",
-    "assignar_projects",
-    "assignar_workers",
-    "pay_projects",
-    "pay_employees",
+    *(BY_NAME[e].extract_asset for e in SNAPSHOTS),
+    *(BY_NAME[e].pay_asset for e in SNAPSHOTS),
 ]
-DATED_ASSETS = {
-    "timesheets": ["assignar_timesheets", "pay_timesheets"],
-    "orders": ["assignar_orders", "pay_orders"],
-}
-ALL_ASSETS = [*SNAPSHOT_ASSETS, *(key for keys in DATED_ASSETS.values() for key in keys)]
+ALL_ASSETS = [*SNAPSHOT_ASSETS, *asset_names(DATED)]
 
 
 initial_import_job = dg.define_asset_job(
@@ -22,5 +19,5 @@ initial_import_job = dg.define_asset_job(
     selection=ALL_ASSETS,
     description="A new connection's initial import: its last 28 days, launched by "
     "initial_import_sensor with the connection's entities selected.",
-    tags={"assignar/operation": "initial_import"},
+    tags={OPERATION_TAG: INITIAL_IMPORT},
 )

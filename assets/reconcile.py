@@ -24,15 +24,17 @@ from assets.reporting import (
     refuse_if_nothing_done,
     table_markdown,
 )
+from assignar_pipeline.entities import BY_NAME, DATED
 from assignar_pipeline.reconcile.rates import refresh_rates
 from assignar_pipeline.reconcile.resolve import Choice, ResolutionError, resolve_conflicts
+from assignar_pipeline.runs import scope_config
 from assignar_pipeline.windows import format_window
 from resources.assignar import AssignarResource
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
 
 #: The partitioned assets a resolution re-materializes for the dates it unblocked.
-UNBLOCKED_ASSETS = ("pay_timesheets", "pay_orders")
+UNBLOCKED_ASSETS = tuple(BY_NAME[e].pay_asset for e in DATED)
 
 
 @dg.asset(group_name="assignar", kinds=KINDS, owners=OWNERS, retry_policy=API_RETRY)
@@ -217,7 +219,7 @@ def _launch(context: dg.OpExecutionContext, key: str, days: list[date]) -> str:
             all_partitions=False,
             title=f"Resolve conflicts: {key}",
             description=f"Dates unblocked by resolve_conflicts run {context.run_id}",
-            run_config={"resources": {"scope": {"config": {"connections": [key]}}}},
+            run_config=scope_config([key]),
         )
     )
     return backfill_id

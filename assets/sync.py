@@ -23,7 +23,9 @@ from assignar_pipeline.changes import (
     sync_connection,
 )
 from assignar_pipeline.connections import ConnectionsError
+from assignar_pipeline.entities import ENTITIES, SNAPSHOTS
 from assignar_pipeline.errors import AssignarError
+from assignar_pipeline.runs import OPERATION_TAG, SYNC
 from assignar_pipeline.sync import failed_in_run, load_for
 from assignar_pipeline.sync_settings import (
     SettingsChange,
@@ -38,12 +40,7 @@ from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
 
 #: Which assets a changed entity's partitions belong to (extract, then Pay).
-ASSETS = {
-    "timesheets": ("assignar_timesheets", "pay_timesheets"),
-    "orders": ("assignar_orders", "pay_orders"),
-    "projects": ("assignar_projects", "pay_projects"),
-    "workers": ("assignar_workers", "pay_employees"),
-}
+ASSETS = {e.name: e.assets for e in ENTITIES}
 FIRST_DATE = date.fromisoformat(HISTORY_START)
 
 
@@ -151,7 +148,7 @@ def _report(context: dg.OpExecutionContext, result: ConnectionSync) -> None:
                         metadata={"connection": result.connection_key, "records_changed": count},
                     )
                 )
-    for entity in ("projects", "workers"):
+    for entity in SNAPSHOTS:
         if result.changed(entity):
             counts = next(c for c in result.changes if c.entity == entity).as_metadata()
             for asset in ASSETS[entity]:
@@ -167,7 +164,7 @@ def _report(context: dg.OpExecutionContext, result: ConnectionSync) -> None:
 @dg.job(
     description="Change-detection sync of the connections in run config (the hourly schedule "
     "launches it in batches).",
-    tags={"assignar/operation": "sync", "dagster/max_runtime": "3000"},
+    tags={OPERATION_TAG: SYNC, "dagster/max_runtime": "3000"},
     # One step: whatever PIPELINE_EXECUTOR says, a process (or Celery task) of its own would only
     # add seconds of start-up to every sync.
     executor_def=dg.in_process_executor,

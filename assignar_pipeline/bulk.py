@@ -23,11 +23,16 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from assignar_pipeline.entities import DATED, asset_names
 from assignar_pipeline.pay.tables import bulk_import
+from assignar_pipeline.runs import (
+    BULK_IMPORT,
+    CONNECTIONS_TAG,
+    OPERATION_TAG,
+    connections_tag,
+    scope_config,
+)
 from assignar_pipeline.windows import format_window
-
-OPERATION_TAG = "assignar/operation"
-CONNECTIONS_TAG = "assignar/connections"
 
 MUTATION = """
 mutation LaunchBulkImport($backfillParams: LaunchBackfillParams!) {
@@ -43,11 +48,6 @@ mutation LaunchBulkImport($backfillParams: LaunchBackfillParams!) {
   }
 }
 """
-
-DATED_ASSETS = {
-    "timesheets": ("assignar_timesheets", "pay_timesheets"),
-    "orders": ("assignar_orders", "pay_orders"),
-}
 
 
 class BulkImportError(ValueError):
@@ -84,9 +84,7 @@ class BulkImport:
 
     def describe(self) -> str:
         who = ", ".join(self.connections) or "all active connections"
-        what = "+".join(
-            e for e, on in (("timesheets", self.timesheets), ("orders", self.orders)) if on
-        )
+        what = "+".join(e for e in DATED if getattr(self, e))
         filters = "".join(
             f"; {name} {', '.join(values)}"
             for name, values in (("projects", self.projects), ("workers", self.workers))
@@ -180,21 +178,21 @@ def _months_before(day: date, months: int) -> date:
 
 def backfill_params(spec: BulkImport) -> dict[str, Any]:
     """`LaunchBackfillParams` for the mutation: assets with the date range, run config, tags."""
-    dated = [key for entity, keys in DATED_ASSETS.items() if getattr(spec, entity) for key in keys]
+    dated = asset_names(e for e in DATED if getattr(spec, e))
     span = {"range": {"start": spec.start.isoformat(), "end": spec.end.isoformat()}}
-    scope: dict[str, Any] = {"connections": list(spec.connections)}
+    filters: dict[str, Any] = {}
     if spec.projects:
-        scope["projects"] = list(spec.projects)
+        filters["projects"] = list(spec.projects)
     if spec.workers:
-        scope["workers"] = list(spec.workers)
-    tags = {OPERATION_TAG: "bulk_import", **spec.extra_tags}
+        filters["workers"] = list(spec.workers)
+    tags = {OPERATION_TAG: BULK_IMPORT, **spec.extra_tags}
     if spec.connections:
-        tags[CONNECTIONS_TAG] = ",".join(spec.connections)[:255]
+        tags[CONNECTIONS_TAG] = connections_tag(spec.connections)
     return {
         # Dated assets only: projects and workers are staged by the initial import and kept
         # current by the sync, and leaving them out lets Pay's load follow each extract directly.
         "partitionsByAssets": [{"assetKey": {"path": [key]}, "partitions": span} for key in dated],
-        "runConfigData": {"resources": {"scope": {"config": scope}}},
+        "runConfigData": scope_config(spec.connections, **filters),
         "tags": [{"key": k, "value": v} for k, v in tags.items()],
         "title": spec.title or f"Bulk import: {spec.describe()}"[:200],
     }

@@ -47,10 +47,9 @@ from assignar_pipeline.cursor import (
     read_cursor,
     save_cursor,
 )
+from assignar_pipeline.entities import BY_NAME, DATED, SNAPSHOTS
 from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.extract import (
-    RESOURCES,
-    WINDOW_FIELDS,
     ScopeError,
     confirmed_status_ids,
     log_result,
@@ -70,8 +69,6 @@ from assignar_pipeline.staging import (
     work_dates_of,
 )
 
-DATED = ("timesheets", "orders")
-SNAPSHOTS = ("projects", "workers")
 #: Records per delta page (one request when fewer changed).
 DELTA_PAGE_SIZE = 500
 #: Ids per lookback listing page: ids and versions only, so large pages are cheap.
@@ -85,8 +82,6 @@ CURSOR_OVERLAP = timedelta(minutes=2)
 #: Worker and project deltas, and the cached order statuses, are refreshed this often; in between
 #: only the workers and projects that changed records reference are fetched.
 SNAPSHOT_EVERY = timedelta(hours=23)
-#: Orders are booked ahead: their lookback also covers this many days after the cursor's date.
-ORDERS_AHEAD_DAYS = 28
 
 
 @dataclass
@@ -154,7 +149,7 @@ def sync_entity(
         if cursor is None:
             change.baseline = True
             since = establish_cursor(
-                ctx.engine, ctx.client, ctx.connection, entity, RESOURCES[entity], ctx.run_id
+                ctx.engine, ctx.client, ctx.connection, entity, BY_NAME[entity].resource, ctx.run_id
             )
         else:
             change.cursor_before = cursor.modified_since
@@ -186,7 +181,7 @@ def lookback_window(entity: str, cursor: datetime, timezone: str, days: int) -> 
     """The local dates a sync re-lists: the last `days` up to the cursor's date (orders: and
     the weeks ahead they are booked for)."""
     anchor = cursor.astimezone(ZoneInfo(timezone)).date()
-    ahead = ORDERS_AHEAD_DAYS if entity == "orders" else 0
+    ahead = BY_NAME[entity].days_booked_ahead
     return anchor - timedelta(days=days - 1), anchor + timedelta(days=1 + ahead)
 
 
@@ -196,7 +191,7 @@ def _apply_delta(
     """Stage every record modified since the cursor; returns the cursor afterwards."""
     newest = cursor.modified_since
     for page, covered in changed_pages(
-        ctx.client, RESOURCES[entity], cursor.modified_since - CURSOR_OVERLAP, page_size
+        ctx.client, BY_NAME[entity].resource, cursor.modified_since - CURSOR_OVERLAP, page_size
     ):
         _stage_page(ctx, entity, page, change, cursor_to=max(newest, covered))
         newest = max(newest, covered)
@@ -333,7 +328,7 @@ def _order_statuses(ctx: SyncContext) -> list[int]:
 
 def _record_date(record: Any, entity: str) -> date | None:
     try:
-        return date.fromisoformat(str(record.get(WINDOW_FIELDS[entity])))
+        return date.fromisoformat(str(record.get(BY_NAME[entity].window_field)))
     except (AttributeError, KeyError, ValueError):
         return None
 
@@ -344,7 +339,7 @@ def _lookback(
     """List the window's ids and versions; void what vanished, fetch what is newer upstream."""
     connection, table = ctx.connection, STAGING[entity]
     listing_started = ctx.now()
-    field_name = WINDOW_FIELDS[entity]
+    field_name = BY_NAME[entity].window_field
     filters: dict[str, Any] = {f"{field_name}__between": [window[0], window[1] - timedelta(days=1)]}
     if entity == "orders":
         # Only confirmed orders are staged; one that left that set changed, so the delta had it.
@@ -353,7 +348,7 @@ def _lookback(
         filters["status_id__in"] = ctx.statuses
     listed: dict[int, datetime | None] = {}
     for page in ctx.client.iter_pages(
-        RESOURCES[entity],
+        BY_NAME[entity].resource,
         filters=filters,
         fields=["id", MODIFIED_FIELD],
         page_size=LISTING_PAGE_SIZE,
@@ -378,7 +373,7 @@ def _lookback(
         or stored[i].voided_at is not None
     ]
     for ids in _chunked(newer, BY_ID_CHUNK):
-        for page in ctx.client.iter_pages(RESOURCES[entity], filters={"id__in": ids}):
+        for page in ctx.client.iter_pages(BY_NAME[entity].resource, filters={"id__in": ids}):
             _stage_page(ctx, entity, page, change)
     with ctx.engine.begin() as conn:
         lock_connection(conn, connection.id)
@@ -416,14 +411,21 @@ def sync_snapshots(ctx: SyncContext, referenced: dict[str, set[int]]) -> list[En
         try:
             missing = _unstaged(ctx, entity, referenced.get(entity, set()))
             for ids in _chunked(sorted(missing), BY_ID_CHUNK):
-                for page in ctx.client.iter_pages(RESOURCES[entity], filters={"id__in": ids}):
+                for page in ctx.client.iter_pages(
+                    BY_NAME[entity].resource, filters={"id__in": ids}
+                ):
                     _stage_page(ctx, entity, page, change)
             with ctx.engine.connect() as conn:
                 cursor = read_cursor(conn, ctx.connection.id, entity)
             if cursor is None:
                 change.baseline = True
                 change.cursor_after = establish_cursor(
-                    ctx.engine, ctx.client, ctx.connection, entity, RESOURCES[entity], ctx.run_id
+                    ctx.engine,
+                    ctx.client,
+                    ctx.connection,
+                    entity,
+                    BY_NAME[entity].resource,
+                    ctx.run_id,
                 )
             elif cursor.delta_at is None or ctx.now() - cursor.delta_at >= SNAPSHOT_EVERY:
                 change.cursor_before = cursor.modified_since

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from assignar_pipeline import client as api
 from assignar_pipeline.client import AssignarClient
 from assignar_pipeline.cursor import adopt_cursor
+from assignar_pipeline.entities import ENTITIES
 from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.pay.database import lock_connection
 from assignar_pipeline.pay.tables import STAGING, sync_log, sync_state
@@ -45,28 +45,10 @@ SNAPSHOT = date(1970, 1, 1)
 #: status list to each tenant; these are the names Assignar ships).
 CONFIRMED_ORDER_STATUSES = frozenset({"confirmed", "completed"})
 
-RESOURCES = {
-    "projects": api.PROJECTS,
-    "workers": api.USERS,
-    "timesheets": api.TIMESHEETS,
-    "orders": api.ORDERS,
-}
-#: The API field each dated entity is windowed by (its local work date).
-WINDOW_FIELDS = {"timesheets": "submitted_date", "orders": "start_date"}
-#: The fields `schemas.validate` reads, asked for with `fields=` where the volume is: a whole
-#: /timesheets-expanded row is about 3.2 KB of JSON, these 15 fields about 1.8 KB, and parsing
-#: is most of a fetch's cost. A field left out here reads as missing and quarantines the record.
-FIELDS: dict[str, tuple[str, ...]] = {
-    "timesheets": (
-        "id", "modified_time", "user_id", "project_id", "task_id", "order_id",
-        "start_datetime", "end_datetime", "total_time", "status", "processed_at",
-        "submitted_date", "start_time", "end_time", "activity_entries",
-    ),
-    "orders": (
-        "id", "modified_time", "start_date", "end_date", "job_number", "po_number",
-        "project_id", "client_id", "status_id", "job_description", "active", "activities",
-    ),
-}  # fmt: skip
+#: Views of the entity declarations (`entities.py`), by entity name.
+RESOURCES = {e.name: e.resource for e in ENTITIES}
+WINDOW_FIELDS = {e.name: e.window_field for e in ENTITIES if e.dated}
+FIELDS = {e.name: e.fields for e in ENTITIES if e.fields is not None}
 #: Records per request: the API's maximum, so a window costs as few round trips as it can.
 PAGE_SIZE = 1000
 

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from assignar_pipeline.client import AssignarClient
 from assignar_pipeline.connections import ConnectionRow, ConnectionsError, active_connections
+from assignar_pipeline.entities import BY_NAME, ENTITIES, SNAPSHOTS
 from assignar_pipeline.extract import ExtractResult, Scope, ScopeError, project_ids, worker_ids
 from assignar_pipeline.extract import utcnow as _utcnow
 from assignar_pipeline.markdown import markdown_table
@@ -46,19 +47,8 @@ from assignar_pipeline.reconcile.conflicts import KIND_LABELS, short
 from assignar_pipeline.reconcile.rates import refresh_rates
 from assignar_pipeline.sync import LoadResult, extract_for, load_for, loadable
 
-#: What an import of one window runs, in order: the snapshots its matching needs, Assignar's
-#: rates (evidence for Rate Differences), the dated entities, then Pay (the asset graph's order).
-SNAPSHOTS = ("projects", "workers")
-#: Pay's name for what each entity loads into (as in the sync log and the asset names).
-PAY_NAMES = {
-    "projects": "pay_projects",
-    "workers": "pay_employees",
-    "timesheets": "pay_timesheets",
-    "orders": "pay_orders",
-}
-#: The hold entity each loader writes (sync_hold.entity).
-HOLD_ENTITIES = {"project": "projects", "worker": "workers", "timesheet": "timesheets",
-                 "order": "orders"}  # fmt: skip
+#: The entity of each sync_hold row, which names one record ("timesheet").
+HOLD_ENTITIES = {e.singular: e.name for e in ENTITIES}
 HOUR = Decimal(60)
 
 
@@ -177,7 +167,7 @@ class PreviewReport:
                 "staged new": e.staged_new,
                 "staged changed": e.staged_changed,
                 "vanished": e.vanished,
-                "Pay": PAY_NAMES[e.entity],
+                "Pay": BY_NAME[e.entity].pay_asset,
                 **{outcome: e.pay.get(outcome, 0) for outcome in PAY_OUTCOMES},
             }
             for e in self.entities
@@ -390,6 +380,8 @@ def _run(
         ).all()
     )
     window = request.window
+    # As an import of one window runs: the snapshots its matching needs, Assignar's rates
+    # (evidence for Rate Differences), the dated entities, then Pay (the asset graph's order).
     extracts: dict[str, ExtractResult] = {}
     for entity in (*SNAPSHOTS, *entities):
         (extracts[entity],) = extract_for(

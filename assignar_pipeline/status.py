@@ -14,6 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from assignar_pipeline.entities import ENTITIES
 from assignar_pipeline.pay.tables import connection as connection_table
 from assignar_pipeline.pay.tables import sync_hold, sync_log
 from assignar_pipeline.reconcile.conflicts import KIND_LABELS
@@ -26,7 +27,7 @@ DISCONNECTED = "Disconnected"
 #: sync_log entities written by a fetch from Assignar (a resolution's re-load is not a sync);
 #: `run`: a sync or import that failed before it could fetch (a missing secret variable, a run
 #: that died), as the sync job and the failure sensor record it.
-SYNC_ENTITIES = ("projects", "workers", "timesheets", "orders", "pay_rates", "run")
+SYNC_ENTITIES = (*(e.name for e in ENTITIES), "pay_rates", "run")
 
 
 @dataclass

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from assignar_pipeline.client import AssignarClient
 from assignar_pipeline.connections import ConnectionRow, ConnectionsError
+from assignar_pipeline.entities import BY_NAME
 from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.extract import (
     DAYS_PER_FETCH,
@@ -49,11 +50,7 @@ LOADERS = {
 
 def imports(connection: ConnectionRow, entity: str) -> bool:
     """Whether the connection's import options take `entity` (projects and workers: always)."""
-    if entity == "timesheets":
-        return connection.import_timesheets
-    if entity == "orders":
-        return connection.import_orders
-    return True
+    return BY_NAME[entity].imported_by(connection)
 
 
 def extract_for(

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from assignar_pipeline.connections import JOB_COSTING, UnknownConnectionError
+from assignar_pipeline.entities import ENTITIES
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.schedule import FREQUENCIES, Cadence, parse_time
 
@@ -67,12 +68,7 @@ class SyncSettings:
         Timesheets: imported and auto-synced. Orders: imported, auto-synced, and the team has
         job costing (a team that lost it stops syncing orders rather than failing).
         """
-        chosen = []
-        if self.import_timesheets and self.auto_sync_timesheets:
-            chosen.append("timesheets")
-        if self.import_orders and self.auto_sync_orders and self.job_costing:
-            chosen.append("orders")
-        return tuple(chosen)
+        return tuple(e.name for e in ENTITIES if e.auto_synced_by(self))
 
     @property
     def scheduled(self) -> bool:

@@ -16,21 +16,21 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from assignar_pipeline.entities import ENTITIES
 from assignar_pipeline.pay import tables as t
+from assignar_pipeline.runs import BULK_IMPORT, INITIAL_IMPORT, OPERATION_TAG, SYNC
 from assignar_pipeline.schedule import next_due
 from assignar_pipeline.status import ConnectionStatus, connection_status
 from assignar_pipeline.sync_settings import SyncSettings, read_settings
 
 #: Run kinds, from the run's `assignar/operation` tag (backfill runs are bulk imports).
-KINDS = ("sync", "initial_import", "bulk_import", "manual")
+KINDS = (SYNC, INITIAL_IMPORT, BULK_IMPORT, "manual")
 COUNTS = ("fetched", "inserted", "updated", "unchanged", "voided", "quarantined", "held")
 #: sync_log entities as a payroll clerk calls them. Fetches from Assignar count records staged
 #: (`pay_rates`: Assignar's own rates); `pay_*` loads count Pay rows, so one timesheet fetched
 #: and loaded is counted on each side and the two sides are never summed.
-FROM_ASSIGNAR = {"projects": "projects", "workers": "workers", "timesheets": "timesheets",
-                 "orders": "orders", "pay_rates": "pay rates"}  # fmt: skip
-INTO_PAY = {"pay_projects": "projects", "pay_workers": "employees",
-            "pay_timesheets": "timesheets", "pay_orders": "orders"}  # fmt: skip
+FROM_ASSIGNAR = {**{e.name: e.name for e in ENTITIES}, "pay_rates": "pay rates"}
+INTO_PAY = {e.load_log_entity: e.pay_label for e in ENTITIES}
 
 
 def note_run(engine: Engine, run_id: str, kind: str, now: datetime | None = None) -> None:
@@ -271,7 +271,7 @@ def _iso(value: datetime | None) -> str:
 
 def run_kind(tags: dict[str, str] | Any) -> str:
     """A run's kind from its tags: `assignar/operation`, else a backfill's, else manual."""
-    operation = tags.get("assignar/operation")
+    operation = tags.get(OPERATION_TAG)
     if operation in KINDS:
         return operation
-    return "bulk_import" if tags.get("dagster/backfill") else "manual"
+    return BULK_IMPORT if tags.get("dagster/backfill") else "manual"

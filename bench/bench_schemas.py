@@ -16,15 +16,12 @@ from decimal import Decimal
 
 import orjson
 
+from assignar_pipeline.entities import ENTITIES
 from assignar_pipeline.schemas import validate
 from assignar_pipeline.simulator import Simulator, TenantConfig
 
-RESOURCES = {
-    "timesheets": "timesheets-expanded",
-    "orders": "orders",
-    "workers": "users",
-    "projects": "projects",
-}
+#: The simulator's table of each entity (API paths without their trailing slash), dated first.
+RESOURCES = {e.name: e.resource.rstrip("/") for e in sorted(ENTITIES, key=lambda e: not e.dated)}
 
 
 def measure(workers: int = 150, orders: int = 10_000, chunk: int = 5000, repeat: int = 5,

@@ -36,6 +36,7 @@ from assignar_pipeline.definitions import defs
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.pay.database import create_pay_engine, migrate
 from assignar_pipeline.pay.seed import seed_demo
+from assignar_pipeline.runs import OPERATION_TAG, SYNC
 from assignar_pipeline.schedule import batches
 from assignar_pipeline.simulator import Simulator, SimulatorServer, TenantConfig
 from assignar_pipeline.sync_settings import read_settings, set_batch_size
@@ -137,7 +138,7 @@ def sync_pass(engine, url: str, keys: list[str], size: int) -> tuple[list[str], 
                     "pay": PayDatabaseResource(url=url),
                     "scope": SyncScope(connections=batch),
                 },
-                tags={"assignar/operation": "sync"},
+                tags={OPERATION_TAG: SYNC},
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                 raise_on_error=False,
             )

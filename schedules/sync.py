@@ -10,6 +10,13 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from assets.sync import sync_assignar
+from assignar_pipeline.runs import (
+    CONNECTIONS_TAG,
+    OPERATION_TAG,
+    SYNC,
+    connections_tag,
+    scope_config,
+)
 from assignar_pipeline.schedule import batches, is_due, tick_of
 from assignar_pipeline.sync_settings import SyncSettings, batch_size, read_settings
 from resources.pay import PayDatabaseResource
@@ -27,10 +34,10 @@ def run_requests(plan: list[list[str]], tick: datetime) -> list[dg.RunRequest]:
         dg.RunRequest(
             # One run per batch per tick, even if the tick is evaluated again.
             run_key=f"sync:{stamp}:{number}:{','.join(keys)}"[:500],
-            run_config={"resources": {"scope": {"config": {"connections": keys}}}},
+            run_config=scope_config(keys),
             tags={
-                "assignar/operation": "sync",
-                "assignar/connections": ",".join(keys)[:255],
+                OPERATION_TAG: SYNC,
+                CONNECTIONS_TAG: connections_tag(keys),
                 "assignar/tick": stamp,
             },
         )

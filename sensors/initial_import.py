@@ -16,8 +16,16 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import sqlalchemy as sa
 
-from assets.imports import DATED_ASSETS, SNAPSHOT_ASSETS, initial_import_job
+from assets.imports import SNAPSHOT_ASSETS, initial_import_job
+from assignar_pipeline.entities import DATED, ENTITIES, asset_names
 from assignar_pipeline.pay import tables as t
+from assignar_pipeline.runs import (
+    CONNECTIONS_TAG,
+    INITIAL_IMPORT,
+    OPERATION_TAG,
+    connections_tag,
+    scope_config,
+)
 from assignar_pipeline.sync_settings import SyncSettings, read_settings
 from assignar_pipeline.windows import format_window
 from resources.pay import PayDatabaseResource
@@ -36,7 +44,7 @@ class InitialImport:
 
     @property
     def assets(self) -> list[str]:
-        return [*SNAPSHOT_ASSETS, *(a for e in self.entities for a in DATED_ASSETS[e])]
+        return [*SNAPSHOT_ASSETS, *asset_names(self.entities)]
 
 
 def plan_initial_imports(
@@ -50,12 +58,7 @@ def plan_initial_imports(
     for s in sorted(settings, key=lambda s: s.connection_id):
         new = s.connection_id > cursor if cursor is not None else s.connection_id in never_imported
         entities = tuple(
-            e
-            for e, wanted in (
-                ("timesheets", s.import_timesheets),
-                ("orders", s.import_orders and s.job_costing),
-            )
-            if wanted
+            e.name for e in ENTITIES if e.dated and e.imported_by(s) and e.allowed_by_job_costing(s)
         )
         if new and s.status == "active" and entities:
             today = now.astimezone(ZoneInfo(s.timezone)).date()
@@ -70,20 +73,18 @@ def run_request(plan: InitialImport) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=f"initial-import:{plan.connection_id}",
         asset_selection=[dg.AssetKey(a) for a in plan.assets],
-        run_config={"resources": {"scope": {"config": {"connections": [plan.key]}}}},
+        run_config=scope_config([plan.key]),
         tags={
             "dagster/asset_partition_range_start": plan.first.isoformat(),
             "dagster/asset_partition_range_end": plan.last.isoformat(),
-            "assignar/operation": "initial_import",
-            "assignar/connections": plan.key,
+            OPERATION_TAG: INITIAL_IMPORT,
+            CONNECTIONS_TAG: connections_tag([plan.key]),
         },
     )
 
 
 def _never_imported(conn: sa.Connection) -> set[int]:
-    imported = sa.select(t.sync_state.c.connection_id).where(
-        t.sync_state.c.entity.in_(list(DATED_ASSETS))
-    )
+    imported = sa.select(t.sync_state.c.connection_id).where(t.sync_state.c.entity.in_(DATED))
     return set(
         conn.execute(
             sa.select(t.connection.c.id).where(t.connection.c.id.not_in(imported))

@@ -20,6 +20,7 @@ from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from assignar_pipeline.connections import active_connections, all_connections
 from assignar_pipeline.notify import deliver, reports_for
 from assignar_pipeline.pay import tables as t
+from assignar_pipeline.runs import BULK_IMPORT, OPERATION_TAG
 from assignar_pipeline.synclog import finish_run, record_run_failure, run_kind
 from resources.notify import NotifyResource
 from resources.pay import PayDatabaseResource
@@ -193,7 +194,7 @@ def notify_finished_backfills(
     backfills = context.instance.get_backfills(
         filters=BulkActionsFilter(
             statuses=list(FINISHED_BACKFILL),
-            tags={"assignar/operation": "bulk_import"},
+            tags={OPERATION_TAG: BULK_IMPORT},
             created_after=datetime.fromtimestamp(since - 7 * 86400, UTC),
         ),
         limit=50,

@@ -29,6 +29,7 @@ from sqlalchemy import (
     true,
 )
 
+from assignar_pipeline.entities import ENTITIES
 from assignar_pipeline.pay.types import MONEY, QUANTITY, RATE, UtcDateTime
 
 metadata = MetaData(
@@ -540,12 +541,8 @@ staging_order = _staging(
     Index("ix_staging_order_window", "connection_id", "work_date"),
 )
 
-STAGING = {
-    "projects": staging_project,
-    "workers": staging_worker,
-    "timesheets": staging_timesheet,
-    "orders": staging_order,
-}
+#: Each entity's staging table, by entity name (declared in `entities.py`).
+STAGING = {e.name: metadata.tables[e.staging_table] for e in ENTITIES}
 
 # -- Integration: what could not be loaded, and what happened ------------------------------------
 

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from assignar_pipeline.definitions import defs
 from assignar_pipeline.pay import tables as t
+from assignar_pipeline.runs import OPERATION_TAG, SYNC
 from resources import AssignarResource, PayDatabaseResource, SyncScope
 from tests.support.pipeline import Pipeline
 
@@ -23,7 +24,7 @@ def run_sync(
             "pay": PayDatabaseResource(url=pipeline.url),
             "scope": SyncScope(connections=connections or []),
         },
-        tags={"assignar/operation": "sync"},
+        tags={OPERATION_TAG: SYNC},
         raise_on_error=False,
     )
 
