@@ -35,6 +35,7 @@ from assignar_pipeline.connections import (
 )
 from assignar_pipeline.extract import Scope, ScopeError, check_scope
 from assignar_pipeline.pay.database import create_pay_engine, database_url, migrate
+from assignar_pipeline.status import SyncStatus, sync_log_rows, sync_status
 from assignar_pipeline.sync_settings import (
     SettingsChange,
     SettingsError,
@@ -43,7 +44,6 @@ from assignar_pipeline.sync_settings import (
     read_settings,
     set_batch_size,
 )
-from assignar_pipeline.synclog import SyncStatus, sync_log_rows, sync_status
 from assignar_pipeline.windows import format_window
 
 ON_OFF = click.Choice(["on", "off"])

@@ -27,7 +27,7 @@ from assignar_pipeline.alerts import (
     findings_from_metadata,
     job_source,
 )
-from assignar_pipeline.sync import failed_in_run
+from assignar_pipeline.status import failed_in_run
 from assignar_pipeline.synclog import run_kind
 from assignar_pipeline.windows import format_window
 from resources.notify import NotifyResource

@@ -32,7 +32,6 @@ from assignar_pipeline.pay.tables import (
     staging_worker,
     sync_conflict,
     sync_hold,
-    sync_log,
     sync_resolution,
     team,
     team_member,
@@ -63,6 +62,7 @@ from assignar_pipeline.reconcile.rates import (
     scope_key,
     show_rate,
 )
+from assignar_pipeline.synclog import log_load
 
 SCOPES = ("going_forward", "occurrence")
 
@@ -611,21 +611,15 @@ def _reload(
             totals["timesheets"].merge(load_timesheets(conn, connection, now, window))
             totals["orders"].merge(load_orders(conn, connection, now, window))
         for entity, counts in totals.items():
-            conn.execute(
-                sync_log.insert().values(
-                    connection_id=connection_id,
-                    run_id=run_id[:64],
-                    entity=f"pay_{entity}",
-                    window_start=min(days),
-                    window_end=max(days) + timedelta(days=1),
-                    inserted=counts.inserted + counts.linked,
-                    updated=counts.updated,
-                    unchanged=counts.unchanged,
-                    voided=counts.voided,
-                    held=counts.held,
-                    started_at=now,
-                    finished_at=datetime.now(UTC),
-                )
+            log_load(
+                conn,
+                connection_id,
+                run_id,
+                entity,
+                counts,
+                window=(min(days), max(days) + timedelta(days=1)),
+                started_at=now,
+                finished_at=datetime.now(UTC),
             )
         mine = [r for r in dated if r.connection_id == connection_id]
         still = {
