@@ -1,4 +1,4 @@
-"""One pipeline step over many connections: each isolated, each logged, none stopping the others."""
+"""Extract and load steps over many connections: each isolated (`per_connection`), each logged."""
 
 from __future__ import annotations
 
