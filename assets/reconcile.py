@@ -8,13 +8,10 @@ it unblocked, for the connections concerned, so that those partitions' materiali
 checks (minutes parity, Sync Warning) reflect the decision.
 """
 
-import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 
 import dagster as dg
-from dagster._core.execution.backfill import PartitionBackfill  # what launchPartitionBackfill adds
-from dagster._core.utils import make_new_backfill_id
 from pydantic import Field
 
 from assets.assignar import API_RETRY, KINDS, OWNERS
@@ -24,12 +21,13 @@ from assets.reporting import (
     refuse_if_nothing_done,
     table_markdown,
 )
+from assignar_pipeline.bulk import BulkImportError, dates_backfill_params, launch_backfill
 from assignar_pipeline.entities import BY_NAME, DATED
 from assignar_pipeline.reconcile.rates import refresh_rates
 from assignar_pipeline.reconcile.resolve import Choice, ResolutionError, resolve_conflicts
-from assignar_pipeline.runs import scope_config
 from assignar_pipeline.windows import format_window
 from resources.assignar import AssignarResource
+from resources.notify import NotifyResource
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
 
@@ -143,7 +141,10 @@ class ResolveConflictsConfig(dg.Config):
 
 @dg.op
 def resolve_conflicts_op(
-    context: dg.OpExecutionContext, config: ResolveConflictsConfig, pay: PayDatabaseResource
+    context: dg.OpExecutionContext,
+    config: ResolveConflictsConfig,
+    pay: PayDatabaseResource,
+    notify: NotifyResource,
 ) -> dict:
     """Record the resolutions, load what they unblock, and launch runs for those dates."""
     try:
@@ -175,11 +176,20 @@ def resolve_conflicts_op(
     backfills = {}
     if config.launch_runs:
         for key, days in result.unblocked.items():
-            backfills[key] = _launch(context, key, days)
+            dates = format_window(days[0], days[-1] + timedelta(days=1))
+            try:
+                backfills[key] = _launch(context, notify, key, days)
+            except BulkImportError as exc:
+                backfills[key] = f"not launched: {exc}"
+                context.log.warning(
+                    f"{key}: {result.released[key]} held record(s) loaded into Pay; the backfill "
+                    f"of {', '.join(UNBLOCKED_ASSETS)} for {len(days)} date(s) of {dates} was "
+                    f"not launched ({exc}): materialize those partitions to refresh them."
+                )
+                continue
             context.log.info(
                 f"{key}: {result.released[key]} held record(s) loaded; backfill "
-                f"{backfills[key]} re-materializes {len(days)} date(s) of "
-                f"{format_window(days[0], days[-1] + timedelta(days=1))}"
+                f"{backfills[key]} re-materializes {len(days)} date(s) of {dates}"
             )
     summary = {
         "resolved": [
@@ -199,30 +209,20 @@ def resolve_conflicts_op(
     return summary
 
 
-def _launch(context: dg.OpExecutionContext, key: str, days: list[date]) -> str:
-    """A backfill of the unblocked assets over exactly `days`, for connection `key` only."""
-    # The code location's asset graph (this module is part of it, hence the late import);
-    # `context.repository_def` is not available to runs executed in process.
-    from assignar_pipeline.definitions import defs
-
-    backfill_id = make_new_backfill_id()
-    instance = context.instance
-    instance.add_backfill(
-        PartitionBackfill.from_asset_partitions(
-            backfill_id=backfill_id,
-            asset_graph=defs.resolve_asset_graph(),
-            partition_names=[d.isoformat() for d in days],
-            asset_selection=[dg.AssetKey(name) for name in UNBLOCKED_ASSETS],
-            backfill_timestamp=time.time(),
-            tags={"assignar/resolve_run": context.run_id, "assignar/connection": key},
-            dynamic_partitions_store=instance,
-            all_partitions=False,
-            title=f"Resolve conflicts: {key}",
-            description=f"Dates unblocked by resolve_conflicts run {context.run_id}",
-            run_config=scope_config([key]),
-        )
+def _launch(
+    context: dg.OpExecutionContext, notify: NotifyResource, key: str, days: list[date]
+) -> str:
+    """A backfill of the unblocked assets over exactly `days`, for connection `key` only,
+    launched like a bulk import: through the webserver's GraphQL API."""
+    params = dates_backfill_params(
+        UNBLOCKED_ASSETS,
+        days,
+        [key],
+        tags={"assignar/resolve_run": context.run_id, "assignar/connection": key},
+        title=f"Resolve conflicts: {key}",
+        description=f"Dates unblocked by resolve_conflicts run {context.run_id}",
     )
-    return backfill_id
+    return launch_backfill(f"{notify.ui_url()}/graphql", params)
 
 
 @dg.job(

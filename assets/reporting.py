@@ -8,7 +8,7 @@ import dagster as dg
 
 from assignar_pipeline.connections import ConnectionRow, ConnectionsError, active_connections
 from assignar_pipeline.markdown import markdown_table
-from assignar_pipeline.sync import failed_in_run
+from assignar_pipeline.status import failed_in_run
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
 
@@ -89,7 +89,7 @@ def fail_if_connections_failed(context: dg.AssetExecutionContext, pay: PayDataba
     if _descendants(layer.asset_graph, context.asset_key) & selected:
         context.log.warning(f"Connections failed, reported at the end of the run: {failed}")
         return
-    raise _connections_failed(failed, "the others were synced")
+    raise connections_failed(failed, "the others were synced")
 
 
 def refuse_if_nothing_done(
@@ -105,14 +105,18 @@ def refuse_if_nothing_done(
         return
     failed = failed_in_run(pay.engine, context.run_id)
     if failed:
-        raise _connections_failed(failed, "nothing was loaded")
+        raise connections_failed(failed, "nothing was loaded")
 
 
-def _connections_failed(failed: dict[str, str], outcome: str) -> dg.Failure:
+def connections_failed(
+    failed: dict[str, str], outcome: str, metadata: dict[str, Any] | None = None
+) -> dg.Failure:
+    """The run's failure, naming each failed connection with its error (`failed_in_run`); the
+    others' work stands, so a retry would only repeat it."""
     lines = "\n".join(f"- {key}: {error}" for key, error in failed.items())
     return dg.Failure(
         description=f"{len(failed)} connection(s) failed; {outcome}:\n{lines}",
-        metadata={"failed_connections": dg.MetadataValue.json(failed)},
+        metadata={"failed_connections": dg.MetadataValue.json(failed), **(metadata or {})},
         allow_retries=False,
     )
 

@@ -14,19 +14,13 @@ from pydantic import Field
 
 from assets.assignar import API_POOL, API_RETRY
 from assets.partitions import HISTORY_START, work_dates
-from assets.reporting import connections_in_scope, table_markdown
-from assignar_pipeline.changes import (
-    DATED,
-    ConnectionSync,
-    EntityChange,
-    log_change,
-    sync_connection,
-)
+from assets.reporting import connections_failed, connections_in_scope, table_markdown
+from assignar_pipeline.changes import DATED, ConnectionSync, sync_connections
 from assignar_pipeline.connections import ConnectionsError
 from assignar_pipeline.entities import ENTITIES, SNAPSHOTS
-from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.runs import OPERATION_TAG, SYNC
-from assignar_pipeline.sync import failed_in_run, load_for
+from assignar_pipeline.status import failed_in_run, sync_status
+from assignar_pipeline.sync import load_for
 from assignar_pipeline.sync_settings import (
     SettingsChange,
     SettingsError,
@@ -34,7 +28,7 @@ from assignar_pipeline.sync_settings import (
     read_settings,
     set_batch_size,
 )
-from assignar_pipeline.synclog import note_run, sync_status
+from assignar_pipeline.synclog import note_run
 from resources.assignar import AssignarResource
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope
@@ -64,33 +58,21 @@ def sync_assignar_changes(
         settings = {
             s.connection_id: s for s in read_settings(conn, ids=[c.id for c in connections])
         }
-    open_client = functools.partial(assignar.client_for, engine=engine)
-    rows = []
     for connection in connections:
-        setting = settings[connection.id]
-        if not setting.entities:
+        if not settings[connection.id].entities:
             context.log.info(f"{connection.key}: auto-sync is off for everything it imports")
-            continue
-        try:
-            client = open_client(connection)
-        except (AssignarError, ConnectionsError) as exc:
-            change = EntityChange("run", error=str(exc))
-            now = datetime.now(UTC)
-            log_change(engine, connection.id, context.run_id, change, now, now)
-            context.log.error(f"{connection.key}: {exc}")
-            continue
-        with client:
-            result = sync_connection(
-                engine,
-                client,
-                connection,
-                setting,
-                run_id=context.run_id,
-                now=lambda: datetime.now(UTC),
-                load=load_for,
-            )
+    results = sync_connections(
+        engine,
+        connections,
+        functools.partial(assignar.client_for, engine=engine),
+        settings,
+        run_id=context.run_id,
+        now=lambda: datetime.now(UTC),
+        load=load_for,
+    )
+    for result in results:
         _report(context, result)
-        rows.append(_row(result))
+    rows = [_row(result) for result in results]
     failed = failed_in_run(engine, context.run_id)  # extracts, rates and loads alike
     statuses = []
     with engine.connect() as conn:
@@ -105,12 +87,7 @@ def sync_assignar_changes(
         "connection_count": len(connections),
     }
     if failed:
-        lines = "\n".join(f"- {key}: {error}" for key, error in failed.items())
-        raise dg.Failure(
-            description=f"{len(failed)} connection(s) failed; the others were synced:\n{lines}",
-            metadata={"failed_connections": dg.MetadataValue.json(failed), **metadata},
-            allow_retries=False,
-        )
+        raise connections_failed(failed, "the others were synced", metadata)
     context.add_output_metadata(metadata)
 
 

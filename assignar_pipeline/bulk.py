@@ -204,9 +204,36 @@ def graphql_request(spec: BulkImport) -> dict[str, Any]:
 
 
 def launch(graphql_url: str, spec: BulkImport, *, timeout: float = 60.0) -> str:
-    """Launch the backfill through the Dagster webserver; return its id."""
+    """Launch the bulk import's backfill through the Dagster webserver; return its id."""
+    return launch_backfill(graphql_url, backfill_params(spec), timeout=timeout)
+
+
+def dates_backfill_params(
+    assets: Iterable[str],
+    dates: Iterable[date],
+    connections: Iterable[str],
+    *,
+    tags: dict[str, str],
+    title: str,
+    description: str,
+) -> dict[str, Any]:
+    """`LaunchBackfillParams` for some assets over exactly these dates, for these connections."""
+    return {
+        "assetSelection": [{"path": [key]} for key in assets],
+        "partitionNames": [day.isoformat() for day in dates],
+        "runConfigData": scope_config(connections),
+        "tags": [{"key": k, "value": v} for k, v in tags.items()],
+        "title": title[:200],
+        "description": description,
+    }
+
+
+def launch_backfill(graphql_url: str, params: dict[str, Any], *, timeout: float = 60.0) -> str:
+    """Launch a backfill with Dagster's public GraphQL mutation `launchPartitionBackfill` (the
+    one way this pipeline launches backfills); return its id."""
+    body_in = {"query": MUTATION, "variables": {"backfillParams": params}}
     try:
-        response = httpx.post(graphql_url, json=graphql_request(spec), timeout=timeout)
+        response = httpx.post(graphql_url, json=body_in, timeout=timeout)
     except httpx.HTTPError as exc:
         raise DagsterUnreachable(
             f"Cannot reach Dagster at {graphql_url} ({type(exc).__name__}): start it (make run) "

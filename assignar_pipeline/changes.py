@@ -52,11 +52,11 @@ from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.extract import (
     ScopeError,
     confirmed_status_ids,
-    log_result,
     record_state,
 )
 from assignar_pipeline.pay.database import lock_connection
 from assignar_pipeline.pay.tables import STAGING
+from assignar_pipeline.per_connection import OpenClient, for_each_connection
 from assignar_pipeline.reconcile.rates import refresh_stale_rates
 from assignar_pipeline.schemas import validate
 from assignar_pipeline.staging import (
@@ -68,6 +68,7 @@ from assignar_pipeline.staging import (
     void_vanished,
     work_dates_of,
 )
+from assignar_pipeline.synclog import log_result
 
 #: Records per delta page (one request when fewer changed).
 DELTA_PAGE_SIZE = 500
@@ -529,6 +530,35 @@ def sync_connection(
             for window in date_ranges(result.dates(entity)):
                 result.loads += load(engine, [connection], entity, run_id=run_id, window=window)
     return result
+
+
+def sync_connections(
+    engine: Engine,
+    connections: Sequence[Any],
+    open_client: OpenClient,
+    settings: dict[int, Any],
+    *,
+    run_id: str,
+    now: Callable[[], datetime],
+    load: Callable[..., list[Any]] | None = None,
+) -> list[ConnectionSync]:
+    """`sync_connection` for each connection with something to sync (`settings`: connection id →
+    `SyncSettings`); one whose client cannot open is logged as a failed `run` and the others go on.
+    """
+
+    def step(connection: Any, client: AssignarClient) -> ConnectionSync:
+        return sync_connection(
+            engine, client, connection, settings[connection.id], run_id=run_id, now=now, load=load
+        )
+
+    def failed(connection: Any, error: str, kind: str) -> ConnectionSync:
+        change = EntityChange("run", error=error, error_kind=kind)
+        return ConnectionSync(connection.key, connection.id, [change])
+
+    wanted = [c for c in connections if settings[c.id].entities]
+    return for_each_connection(
+        engine, wanted, open_client, step, failed, run_id=run_id, entity="run"
+    )
 
 
 def date_ranges(dates: Iterable[date]) -> list[tuple[date, date]]:

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from assignar_pipeline.alerts import FIRST_REASONS, Finding
-from assignar_pipeline.load import APPROVED_STATUSES
 from assignar_pipeline.pay.tables import connection as connection_table
 from assignar_pipeline.pay.tables import (
     employee,
@@ -30,6 +29,7 @@ from assignar_pipeline.pay.tables import (
 )
 from assignar_pipeline.reconcile.conflicts import KIND_LABELS
 from assignar_pipeline.reconcile.queries import list_conflicts
+from assignar_pipeline.reconcile.settings import APPROVED_STATUSES
 from assignar_pipeline.status import ConnectionStatus, connection_status
 from assignar_pipeline.windows import format_window
 

@@ -195,7 +195,7 @@ def disconnect_command(key: str, export_path: Path | None) -> None:
     """Stop syncing a connection; everything it imported stays in Pay."""
     if export_path is not None:
         try:
-            cli_preview.take_export([key], export_path, None)
+            cli_sync.take_export([key], export_path, None)
         except ExportRefused as exc:
             _fail(f"Not disconnected: {exc}")
     engine = _pay_engine()

@@ -8,16 +8,15 @@ Neither ever writes to the Pay database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 import sqlalchemy as sa
 
-from assignar_pipeline.cli_sync import _engine, _fail, _first_line
+from assignar_pipeline.cli_sync import _engine, _fail, _first_line, take_export
 from assignar_pipeline.connections import open_client, request_rate
-from assignar_pipeline.export import ExportRefused, ExportResult, export_connections
+from assignar_pipeline.export import ExportRefused
 from assignar_pipeline.preview import PreviewFailed, PreviewRefused, PreviewRequest, preview_import
 
 DATE = click.DateTime(["%Y-%m-%d"])
@@ -81,26 +80,6 @@ def export_command(
         take_export(keys, out, window)
     except ExportRefused as exc:
         raise click.UsageError(f"Refused: {exc}") from None
-
-
-def take_export(keys: Sequence[str], out: Path, window: tuple[date, date] | None) -> ExportResult:
-    """Export and say what was written (also what `bulk-import` and `disconnect --export` do).
-    Raises `ExportRefused`; a database error exits 1."""
-    engine = _engine()
-    try:
-        result = export_connections(engine, keys, out, window=window)
-    except sa.exc.SQLAlchemyError as exc:
-        _fail(f"Pay database error; no export written: {_first_line(exc)}")
-    finally:
-        engine.dispose()
-    span = f" ({window[0]}..{window[1]})" if window else ""
-    click.echo(
-        f"Exported {', '.join(result.connections)}{span} to {result.path} "
-        f"({result.rows} rows in {len(result.files)} files; manifest.json has their SHA-256)"
-    )
-    for f in result.files:
-        click.echo(f"  {f.name:<20} {f.rows:>9} rows")
-    return result
 
 
 def register(main: click.Group) -> None:

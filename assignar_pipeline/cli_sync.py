@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -33,8 +34,10 @@ from assignar_pipeline.connections import (
     all_connections,
     named_connections,
 )
+from assignar_pipeline.export import ExportRefused, ExportResult, export_connections
 from assignar_pipeline.extract import Scope, ScopeError, check_scope
 from assignar_pipeline.pay.database import create_pay_engine, database_url, migrate
+from assignar_pipeline.status import SyncStatus, sync_log_rows, sync_status
 from assignar_pipeline.sync_settings import (
     SettingsChange,
     SettingsError,
@@ -43,7 +46,6 @@ from assignar_pipeline.sync_settings import (
     read_settings,
     set_batch_size,
 )
-from assignar_pipeline.synclog import SyncStatus, sync_log_rows, sync_status
 from assignar_pipeline.windows import format_window
 
 ON_OFF = click.Choice(["on", "off"])
@@ -350,12 +352,28 @@ def bulk_import_command(
     click.echo(f"  progress: {dagster_url.rstrip('/')}/runs/b/{backfill_id}")
 
 
+def take_export(keys: Sequence[str], out: Path, window: tuple[date, date] | None) -> ExportResult:
+    """Export and say what was written (also what `bulk-import` and `disconnect --export` do).
+    Raises `ExportRefused`; a database error exits 1."""
+    engine = _engine()
+    try:
+        result = export_connections(engine, keys, out, window=window)
+    except sa.exc.SQLAlchemyError as exc:
+        _fail(f"Pay database error; no export written: {_first_line(exc)}")
+    finally:
+        engine.dispose()
+    span = f" ({window[0]}..{window[1]})" if window else ""
+    click.echo(
+        f"Exported {', '.join(result.connections)}{span} to {result.path} "
+        f"({result.rows} rows in {len(result.files)} files; manifest.json has their SHA-256)"
+    )
+    for f in result.files:
+        click.echo(f"  {f.name:<20} {f.rows:>9} rows")
+    return result
+
+
 def _export_first(spec: BulkImport, path: Path) -> None:
     """The export the import's connections and dates, before anything is launched or queued."""
-    # Imported here: cli_preview builds on this module's helpers.
-    from assignar_pipeline.cli_preview import take_export
-    from assignar_pipeline.export import ExportRefused
-
     keys = list(spec.connections)
     if not keys:
         engine = _engine()

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -22,7 +22,7 @@ from assignar_pipeline.cursor import adopt_cursor
 from assignar_pipeline.entities import ENTITIES
 from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.pay.database import lock_connection
-from assignar_pipeline.pay.tables import STAGING, sync_log, sync_state
+from assignar_pipeline.pay.tables import STAGING, sync_state
 from assignar_pipeline.schemas import validate
 from assignar_pipeline.staging import (
     StageCounts,
@@ -33,6 +33,7 @@ from assignar_pipeline.staging import (
     stage_rows,
     void_vanished,
 )
+from assignar_pipeline.synclog import log_result
 
 #: Records validated and written together; bounds memory whatever the size of a window.
 CHUNK_RECORDS = 5_000
@@ -383,49 +384,6 @@ def record_state(
     ]
     if rows:
         conn.execute(sync_state.insert(), rows)
-
-
-class LoggedWork(Protocol):
-    """What a sync-log row records: an extract's result or a change-detection sync's."""
-
-    entity: str
-    window: tuple[date, date] | None
-    fetched: int
-    counts: StageCounts
-    voided: int
-    quarantined: int
-    api_requests: int
-    error: str | None
-
-
-def log_result(
-    conn: Connection,
-    connection_id: int,
-    run_id: str,
-    result: LoggedWork,
-    started_at: datetime,
-    finished_at: datetime,
-) -> None:
-    """The sync-log row of one extract or sync, failed or not."""
-    conn.execute(
-        sync_log.insert().values(
-            connection_id=connection_id,
-            run_id=run_id,
-            entity=result.entity,
-            window_start=result.window[0] if result.window else None,
-            window_end=result.window[1] if result.window else None,
-            fetched=result.fetched,
-            inserted=result.counts.inserted,
-            updated=result.counts.updated,
-            unchanged=result.counts.unchanged + result.counts.stale,
-            voided=result.voided,
-            quarantined=result.quarantined,
-            api_requests=result.api_requests,
-            started_at=started_at,
-            finished_at=finished_at,
-            error=result.error,
-        )
-    )
 
 
 def _chunks(pages: Iterator[list[dict[str, Any]]], size: int) -> Iterator[list[dict[str, Any]]]:

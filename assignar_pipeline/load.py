@@ -25,9 +25,7 @@ from sqlalchemy.engine import Connection
 
 from assignar_pipeline.pay.tables import (
     STAGING,
-    client,
     employee,
-    integration_link,
     pay_order,
     pay_order_line,
     project,
@@ -48,6 +46,7 @@ from assignar_pipeline.reconcile.conflicts import (
     replace_holds,
     short,
 )
+from assignar_pipeline.reconcile.links import PayClients, links, write_link
 from assignar_pipeline.reconcile.matching import (
     PayEmployee,
     PayProject,
@@ -69,7 +68,11 @@ from assignar_pipeline.reconcile.rates import (
     rate_fingerprint,
     show_rate,
 )
-from assignar_pipeline.reconcile.settings import thresholds_for
+from assignar_pipeline.reconcile.settings import (
+    APPROVED_STATUSES,
+    LOCKED_STATUSES,
+    thresholds_for,
+)
 from assignar_pipeline.staging import refresh_statistics
 
 __all__ = [
@@ -85,16 +88,6 @@ __all__ = [
     "norm_name",
 ]
 
-#: Assignar statuses at or above which a timesheet is imported (Pay's default threshold).
-APPROVED_STATUSES = frozenset(
-    {
-        "APPROVED",
-        "APPROVED_WITH_PAY_RATES",
-        "APPROVED_WITH_CHARGE_RATES",
-        "APPROVED_WITH_PAY_AND_CHARGE_RATES",
-    }
-)
-LOCKED_STATUSES = frozenset({"processed", "paid"})
 OUTCOMES = ("inserted", "updated", "unchanged", "adjusted", "voided", "held", "ignored", "linked")
 
 
@@ -146,46 +139,6 @@ class LoadCounts:
                 self.conflicts[row.kind] = self.conflicts.get(row.kind, 0) + 1
 
 
-# -- links --------------------------------------------------------------------------------------
-
-
-def links(conn: Connection, connection_id: int, entity: str) -> dict[int, Any]:
-    """Assignar id → link row for one entity of a connection."""
-    rows = conn.execute(
-        sa.select(integration_link).where(
-            integration_link.c.connection_id == connection_id, integration_link.c.entity == entity
-        )
-    )
-    return {row.external_id: row for row in rows}
-
-
-def write_link(
-    conn: Connection,
-    connection_id: int,
-    entity: str,
-    external_id: int,
-    pay_id: int | None,
-    rule: str,
-    resolution_id: int | None = None,
-) -> None:
-    """Insert the link, or re-point an existing one (a resolution replacing what was there)."""
-    key = (
-        integration_link.c.connection_id == connection_id,
-        integration_link.c.entity == entity,
-        integration_link.c.external_id == external_id,
-    )
-    values = {"pay_id": pay_id, "match_rule": rule, "resolution_id": resolution_id}
-    current = conn.execute(sa.select(integration_link).where(*key)).first()
-    if current is None:
-        conn.execute(
-            integration_link.insert().values(
-                connection_id=connection_id, entity=entity, external_id=external_id, **values
-            )
-        )
-    elif any(getattr(current, k) != v for k, v in values.items()):
-        conn.execute(integration_link.update().where(*key).values(values))
-
-
 def _staged(conn: Connection, entity: str, connection_id: int, window=None) -> list[Any]:
     table = STAGING[entity]
     query = sa.select(table).where(table.c.connection_id == connection_id)
@@ -213,47 +166,7 @@ def _finish(
 # -- projects and clients -----------------------------------------------------------------------
 
 
-class _Clients:
-    """The team's Pay clients and this connection's client links, for finding without creating."""
-
-    def __init__(self, conn: Connection, connection: Any) -> None:
-        self.conn, self.connection = conn, connection
-        rows = conn.execute(sa.select(client).where(client.c.team_id == connection.team_id)).all()
-        self.names = {r.id: r.name for r in rows}
-        self.by_code = {norm_code(r.code): r.id for r in rows if r.code}
-        self.links = {k: v.pay_id for k, v in links(conn, connection.id, "client").items()}
-
-    def find(self, staged: Any) -> int | None:
-        """The Pay client an Assignar project's client is linked to, or has the code of."""
-        if staged.client_assignar_id is None:
-            return None
-        if staged.client_assignar_id in self.links:
-            return self.links[staged.client_assignar_id]
-        return self.by_code.get(norm_code(staged.client_code)) if staged.client_code else None
-
-    def ensure(self, staged: Any) -> int | None:
-        """`find`, else create the Pay client; the link is written either way."""
-        if staged.client_assignar_id is None:
-            return None
-        if staged.client_assignar_id in self.links:
-            return self.links[staged.client_assignar_id]
-        pay_id = self.find(staged)
-        rule = "exact_code"
-        if pay_id is None:
-            name = staged.client_name or staged.client_code or f"Client {staged.client_assignar_id}"
-            pay_id = self.conn.execute(
-                client.insert()
-                .values(team_id=self.connection.team_id, code=staged.client_code, name=name)
-                .returning(client.c.id)
-            ).scalar_one()
-            self.names[pay_id] = name
-            rule = "created"
-        write_link(self.conn, self.connection.id, "client", staged.client_assignar_id, pay_id, rule)
-        self.links[staged.client_assignar_id] = pay_id
-        return pay_id
-
-
-def project_values(staged: Any, clients: _Clients) -> dict[str, Any]:
+def project_values(staged: Any, clients: PayClients) -> dict[str, Any]:
     """The Pay project fields Assignar decides for a project Assignar created."""
     return {
         "name": staged.name,
@@ -271,7 +184,7 @@ def load_projects(
     limits = thresholds_for(conn, connection.id)
     book = ConflictBook(conn, connection.id, now)
     linked = links(conn, connection.id, "project")
-    clients = _Clients(conn, connection)
+    clients = PayClients(conn, connection)
     pay_rows = conn.execute(sa.select(project).where(project.c.team_id == connection.team_id)).all()
     by_id = {p.id: p for p in pay_rows}
     pay_projects = [_pay_project(p, clients) for p in pay_rows]
@@ -376,7 +289,7 @@ def load_projects(
     return counts
 
 
-def _pay_project(p: Any, clients: _Clients) -> PayProject:
+def _pay_project(p: Any, clients: PayClients) -> PayProject:
     return PayProject(p.id, p.name, p.code, p.client_id, clients.names.get(p.client_id), p.status)
 
 

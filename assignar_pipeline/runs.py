@@ -30,3 +30,10 @@ def scope_config(connections: Iterable[str], **filters: Any) -> dict[str, Any]:
     """Run config for the `scope` resource: these connections (none: every active one), and
     any filters it takes (`projects`, `workers`, ...)."""
     return {"resources": {"scope": {"config": {"connections": list(connections), **filters}}}}
+
+
+def scoped_connections(run_config: dict[str, Any] | None) -> list[str]:
+    """The connection keys a run's config names (`scope_config` read back); none: every one."""
+    resources = (run_config or {}).get("resources") or {}
+    config = (resources.get("scope") or {}).get("config") or {}
+    return list(config.get("connections") or [])

@@ -1,4 +1,4 @@
-"""One pipeline step over many connections: each isolated, each logged, none stopping the others."""
+"""Extract and load steps over many connections: each isolated (`per_connection`), each logged."""
 
 from __future__ import annotations
 
@@ -7,21 +7,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from assignar_pipeline.client import AssignarClient
-from assignar_pipeline.connections import ConnectionRow, ConnectionsError
+from assignar_pipeline.connections import ConnectionRow
 from assignar_pipeline.entities import BY_NAME
-from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.extract import (
     DAYS_PER_FETCH,
     ExtractResult,
     Scope,
     extract,
-    log_result,
     split_window,
 )
 from assignar_pipeline.extract import utcnow as _utcnow
@@ -33,9 +30,10 @@ from assignar_pipeline.load import (
     load_workers,
 )
 from assignar_pipeline.pay.database import lock_connection
-from assignar_pipeline.pay.tables import connection as connection_table
 from assignar_pipeline.pay.tables import sync_log
+from assignar_pipeline.per_connection import OpenClient, for_each_connection
 from assignar_pipeline.reconcile.rates import RATES_MAX_AGE, stale_rates
+from assignar_pipeline.synclog import log_failure, log_load
 
 #: Hears that a connection finished a date piece of its window (progress of a long run).
 PieceDone = Callable[[str, tuple[date, date]], None]
@@ -56,7 +54,7 @@ def imports(connection: ConnectionRow, entity: str) -> bool:
 def extract_for(
     engine: Engine,
     connections: Sequence[ConnectionRow],
-    open_client: Callable[[ConnectionRow], AssignarClient],
+    open_client: OpenClient,
     entity: str,
     *,
     run_id: str,
@@ -64,33 +62,27 @@ def extract_for(
     scope: Scope,
     on_piece: PieceDone | None = None,
 ) -> list[ExtractResult]:
-    """Extract `entity` for each connection; a connection that cannot even start is logged."""
-    results = []
-    for connection in connections:
-        if not imports(connection, entity):
-            continue
-        try:
-            client = open_client(connection)
-        except (AssignarError, ConnectionsError) as exc:
-            result = ExtractResult(connection.key, entity, window, error=str(exc))
-            result.error_kind = getattr(exc, "kind", "configuration")
-            _log_failure(engine, connection, run_id, result)
-            results.append(result)
-            continue
-        with client:
-            results.append(
-                extract(
-                    engine,
-                    client,
-                    connection,
-                    entity,
-                    run_id=run_id,
-                    window=window,
-                    scope=scope,
-                    on_piece=functools.partial(on_piece, connection.key) if on_piece else None,
-                )
-            )
-    return results
+    """Extract `entity` for each connection that imports it; a failure is that connection's."""
+
+    def step(connection: ConnectionRow, client: AssignarClient) -> ExtractResult:
+        return extract(
+            engine,
+            client,
+            connection,
+            entity,
+            run_id=run_id,
+            window=window,
+            scope=scope,
+            on_piece=functools.partial(on_piece, connection.key) if on_piece else None,
+        )
+
+    def failed(connection: ConnectionRow, error: str, kind: str) -> ExtractResult:
+        return ExtractResult(connection.key, entity, window, error=error, error_kind=kind)
+
+    wanted = [c for c in connections if imports(c, entity)]
+    return for_each_connection(
+        engine, wanted, open_client, step, failed, run_id=run_id, entity=entity, window=window
+    )
 
 
 @dataclass
@@ -132,21 +124,15 @@ def load_for(
                 on_piece(connection.key, piece)
         result.seconds = time.monotonic() - started
         with engine.begin() as conn:
-            conn.execute(
-                sync_log.insert().values(
-                    connection_id=connection.id,
-                    run_id=run_id,
-                    entity=f"pay_{entity}",
-                    window_start=window[0] if window else None,
-                    window_end=window[1] if window else None,
-                    inserted=result.counts.inserted + result.counts.linked,
-                    updated=result.counts.updated,
-                    unchanged=result.counts.unchanged,
-                    voided=result.counts.voided,
-                    held=result.counts.held,
-                    started_at=started_at,
-                    finished_at=now(),
-                )
+            log_load(
+                conn,
+                connection.id,
+                run_id,
+                entity,
+                result.counts,
+                window=window,
+                started_at=started_at,
+                finished_at=now(),
             )
         results.append(result)
     return results
@@ -211,40 +197,11 @@ def _not_loaded(
     why: str,
 ) -> None:
     """The sync-log row of each connection whose `entity` this run did not load into Pay."""
-    if not connections:
-        return
-    with engine.begin() as conn:
-        conn.execute(
-            sync_log.insert(),
-            [
-                {
-                    "connection_id": c.id,
-                    "run_id": run_id,
-                    "entity": f"pay_{entity}",
-                    "started_at": now,
-                    "finished_at": now,
-                    "error": f"Not loaded into Pay: {why}",
-                }
-                for c in connections
-            ],
-        )
-
-
-def failed_in_run(engine: Engine, run_id: str) -> dict[str, str]:
-    """Connection key → first error logged by this run (for naming them when the run fails)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(connection_table.c.key, sync_log.c.error)
-            .join(connection_table, connection_table.c.id == sync_log.c.connection_id)
-            .where(sync_log.c.run_id == run_id, sync_log.c.error.is_not(None))
-            .order_by(sync_log.c.id)
-        ).all()
-    failed: dict[str, str] = {}
-    for key, error in rows:
-        failed.setdefault(key, error)
-    return failed
-
-
-def _log_failure(engine: Engine, connection: Any, run_id: str, result: ExtractResult) -> None:
-    with engine.begin() as conn:
-        log_result(conn, connection.id, run_id, result, _utcnow(), _utcnow())
+    log_failure(
+        engine,
+        [c.id for c in connections],
+        run_id,
+        f"pay_{entity}",
+        f"Not loaded into Pay: {why}",
+        now,
+    )

@@ -32,7 +32,9 @@ class NotifyResource(dg.ConfigurableResource):
     )
     sender: str | None = Field(default=None, description="From address; default NOTIFY_FROM.")
     dagster_url: str | None = Field(
-        default=None, description="The Dagster UI, for links; default DAGSTER_URL."
+        default=None,
+        description="The Dagster webserver: links, and backfills launched through its GraphQL "
+        "API; default DAGSTER_URL.",
     )
 
     def smtp(self) -> SmtpConfig:

@@ -27,7 +27,8 @@ from assignar_pipeline.alerts import (
     findings_from_metadata,
     job_source,
 )
-from assignar_pipeline.sync import failed_in_run
+from assignar_pipeline.runs import BULK_IMPORT, INITIAL_IMPORT, SYNC
+from assignar_pipeline.status import failed_in_run
 from assignar_pipeline.synclog import run_kind
 from assignar_pipeline.windows import format_window
 from resources.notify import NotifyResource
@@ -44,7 +45,7 @@ CHECKS: dict[dg.AssetCheckKey, str] = {
 HISTORY_LIMIT = 100
 DAY = timedelta(days=1)
 #: Runs of these kinds cover connections: their failures are told per connection.
-CONNECTION_RUNS = ("sync", "initial_import", "bulk_import")
+CONNECTION_RUNS = (SYNC, INITIAL_IMPORT, BULK_IMPORT)
 
 
 def check_url(ui_url: str, key: dg.AssetCheckKey) -> str:

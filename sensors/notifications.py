@@ -10,30 +10,34 @@ own gets a `run` row per connection with the failure's message, so the sync log 
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
-from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 
 from assignar_pipeline.connections import active_connections, all_connections
 from assignar_pipeline.notify import deliver, reports_for
 from assignar_pipeline.pay import tables as t
-from assignar_pipeline.runs import BULK_IMPORT, OPERATION_TAG
+from assignar_pipeline.runs import BULK_IMPORT, OPERATION_TAG, scoped_connections
 from assignar_pipeline.synclog import finish_run, record_run_failure, run_kind
 from resources.notify import NotifyResource
 from resources.pay import PayDatabaseResource
 from sensors.alerts import run_alert
 from sensors.timing import interval
 
+#: A finished backfill's status (the name of Dagster's `BulkActionStatus`) → the event its teams
+#: hear. Read by name: Dagster exports neither that enum nor a backfill filter publicly.
 FINISHED_BACKFILL = {
-    BulkActionStatus.COMPLETED_SUCCESS: "backfill_finished",
-    BulkActionStatus.COMPLETED: "backfill_finished",
-    BulkActionStatus.COMPLETED_FAILED: "backfill_failed",
-    BulkActionStatus.FAILED: "backfill_failed",
-    BulkActionStatus.CANCELED: "backfill_failed",
+    "COMPLETED_SUCCESS": "backfill_finished",
+    "COMPLETED": "backfill_finished",
+    "COMPLETED_FAILED": "backfill_failed",
+    "FAILED": "backfill_failed",
+    "CANCELED": "backfill_failed",
 }
+#: Backfills read per page while looking back for finished bulk imports.
+BACKFILL_PAGE = 50
 
 
 #: The op job that works on connections; every other op job (connect, test connection,
@@ -51,8 +55,7 @@ def covered_connections(
     """
     if not covers_connections:
         return []
-    scope = ((run_config or {}).get("resources", {}).get("scope", {}) or {}).get("config", {})
-    keys = (scope or {}).get("connections") or []
+    keys = scoped_connections(run_config)
     if keys:
         by_key = {c.key: c.id for c in all_connections(engine)}
         return [by_key[k] for k in keys if k in by_key]
@@ -180,6 +183,25 @@ def _keys(pay: PayDatabaseResource, connection_ids: Sequence[int]) -> list[str]:
     return [by_id[i] for i in connection_ids if i in by_id]
 
 
+def finished_bulk_imports(instance: dg.DagsterInstance, created_after: float) -> Iterator[Any]:
+    """The bulk-import backfills created after `created_after` (a timestamp) that have ended,
+    newest first: the instance's backfills read a page at a time, back to that time."""
+    cursor = None
+    while True:
+        page = instance.get_backfills(cursor=cursor, limit=BACKFILL_PAGE)
+        for backfill in page:
+            if backfill.backfill_timestamp < created_after:
+                return
+            if (
+                backfill.status.name in FINISHED_BACKFILL
+                and backfill.tags.get(OPERATION_TAG) == BULK_IMPORT
+            ):
+                yield backfill
+        if len(page) < BACKFILL_PAGE:
+            return
+        cursor = page[-1].backfill_id
+
+
 @dg.sensor(
     minimum_interval_seconds=interval(60),
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -191,23 +213,15 @@ def notify_finished_backfills(
     state = json.loads(context.cursor) if context.cursor else {}
     done: list[str] = state.get("done", [])
     since = state.get("since") or datetime.now(UTC).timestamp() - 3600
-    backfills = context.instance.get_backfills(
-        filters=BulkActionsFilter(
-            statuses=list(FINISHED_BACKFILL),
-            tags={OPERATION_TAG: BULK_IMPORT},
-            created_after=datetime.fromtimestamp(since - 7 * 86400, UTC),
-        ),
-        limit=50,
-    )
     handled = []
-    for backfill in backfills:
-        if backfill.backfill_id in done or backfill.backfill_timestamp < since - 7 * 86400:
+    for backfill in finished_bulk_imports(context.instance, since - 7 * 86400):
+        if backfill.backfill_id in done:
             continue
         runs = context.instance.get_run_records(
             dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id})
         )
         run_ids = [r.dagster_run.run_id for r in runs]
-        event = FINISHED_BACKFILL[backfill.status]
+        event = FINISHED_BACKFILL[backfill.status.name]
         connections = covered_connections(pay.engine, backfill.run_config)
         url = f"{notify.ui_url()}/runs/b/{backfill.backfill_id}"
         _notify(context, pay, notify, run_ids, connections, event, backfill.backfill_id, url)

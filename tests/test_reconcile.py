@@ -26,6 +26,8 @@ from assignar_pipeline.simulator import TenantConfig
 from assignar_pipeline.status import connection_status
 from assignar_pipeline.sync import load_for
 from resources import PayDatabaseResource
+from resources.notify import NotifyResource
+from tests.support.dagster_web import dagster_webserver
 from tests.support.pipeline import (
     LAST_4_WEEKS,
     Pipeline,
@@ -361,10 +363,16 @@ def test_rate_choices_price_the_held_timesheets_as_chosen(
 # -- the Resolve Conflicts job ------------------------------------------------------------------
 
 
-def _resolve_job(pipeline: Pipeline, resolutions: list[dict], decided_by: str = OWNER):
+def _resolve_job(
+    pipeline: Pipeline, resolutions: list[dict], decided_by: str = OWNER, dagster_url=None
+):
     return defs.get_job_def("resolve_conflicts").execute_in_process(
         instance=pipeline.instance,
-        resources={"pay": PayDatabaseResource(url=pipeline.url)},
+        resources={
+            "pay": PayDatabaseResource(url=pipeline.url),
+            # The webserver the job launches its backfill through (GraphQL).
+            "notify": NotifyResource(dagster_url=dagster_url),
+        },
         run_config={
             "ops": {
                 "resolve_conflicts_op": {
@@ -376,8 +384,13 @@ def _resolve_job(pipeline: Pipeline, resolutions: list[dict], decided_by: str = 
     )
 
 
-def test_resolve_conflicts_job_launches_runs_for_exactly_the_dates_it_unblocks(synced):
+def test_resolve_conflicts_job_launches_runs_for_exactly_the_dates_it_unblocks(synced, tmp_path):
     """The job loads what it unblocks and backfills exactly those dates, which change nothing."""
+    with dagster_webserver(synced.instance.root_directory, tmp_path / "webserver.log") as url:
+        _resolve_job_launches_runs_for_exactly_the_dates_it_unblocks(synced, url)
+
+
+def _resolve_job_launches_runs_for_exactly_the_dates_it_unblocks(synced, url):
     engine = synced.engine
     amelia = conflict(engine, "worker_mismatch", AMELIA)
     priya = conflict(engine, "worker_mismatch", PRIYA_NGUYEN)
@@ -392,6 +405,7 @@ def test_resolve_conflicts_job_launches_runs_for_exactly_the_dates_it_unblocks(s
             {"conflict": amelia.id[:8], "choice": "map", "target": rodrigues},
             {"conflict": priya.id, "choice": "map", "target": pria, "note": "same dob"},
         ],
+        dagster_url=url,
     )
     assert result.success
     assert not held_by(engine, amelia.id) and not held_by(engine, priya.id)

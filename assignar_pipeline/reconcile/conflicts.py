@@ -55,6 +55,21 @@ CHOICES = {
     LOCKED_CHANGED: ("accept_adjustment", "reject_adjustment"),
 }
 
+#: The permission a Pay role needs to decide each kind of conflict.
+PERMISSIONS = {
+    DUPLICATE_PROJECT: "integrations.manage",
+    WORKER_MISMATCH: "integrations.manage",
+    RATE_DIFFERENCE: "rates.edit",
+    LOCKED_CHANGED: "payroll.manage",
+}
+#: A conflict can be named by this many leading characters of its id, or more.
+MIN_PREFIX = 6
+
+
+class ResolutionError(ValueError):
+    """The resolution cannot be made as given; the message says what to fix."""
+
+
 _NAMESPACE = uuid.UUID("6f1c2a44-5a0b-4d4e-9f3e-8b0c1d2e3f40")
 
 
@@ -363,3 +378,25 @@ def held_by(conn: Connection, conflict_ids: list[str]) -> list[Any]:
         .where(sync_hold_conflict.c.conflict_id.in_(conflict_ids))
         .order_by(sync_hold.c.entity, sync_hold.c.assignar_id)
     ).all()
+
+
+def find_conflict(conn: Connection, ref: str) -> Any:
+    """The conflict with this id, or the only one whose id starts with `ref`."""
+    ref = (ref or "").strip().lower()
+    if len(ref) < MIN_PREFIX:
+        raise ResolutionError(
+            f"Conflict id {ref!r} is too short: give at least {MIN_PREFIX} characters of the id "
+            "shown by `assignar-pipeline conflicts list`."
+        )
+    rows = conn.execute(
+        sa.select(sync_conflict).where(sync_conflict.c.id.startswith(ref, autoescape=True)).limit(5)
+    ).all()
+    if not rows:
+        raise ResolutionError(
+            f"No conflict has the id {ref!r}: list them with `assignar-pipeline conflicts list` "
+            "(add --status all to include resolved ones)."
+        )
+    if len(rows) > 1:
+        ids = ", ".join(r.id for r in rows)
+        raise ResolutionError(f"{ref!r} matches several conflicts ({ids}): give more characters.")
+    return rows[0]

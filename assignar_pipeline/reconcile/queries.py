@@ -24,8 +24,14 @@ from assignar_pipeline.pay.tables import (
     sync_resolution,
     team_member,
 )
-from assignar_pipeline.reconcile.conflicts import CHOICES, KIND_LABELS, short
-from assignar_pipeline.reconcile.resolve import PERMISSIONS, ResolutionError, find_conflict
+from assignar_pipeline.reconcile.conflicts import (
+    CHOICES,
+    KIND_LABELS,
+    PERMISSIONS,
+    ResolutionError,
+    find_conflict,
+    short,
+)
 
 STATUSES = ("open", "resolved", "superseded", "all")
 

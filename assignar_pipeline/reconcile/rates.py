@@ -25,10 +25,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from assignar_pipeline.connections import ConnectionsError
-from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.pay.database import lock_connection
 from assignar_pipeline.pay.tables import assignar_rate, pay_code, pay_rate, sync_log
+from assignar_pipeline.per_connection import for_each_connection
+from assignar_pipeline.synclog import write_log
 
 ORDINARY = "ORD"
 #: Rates compare at Pay's scale: 4 decimals.
@@ -283,38 +283,36 @@ class RatesResult:
 def refresh_rates(
     engine: Any, connections: Iterable[Any], open_client: Any, *, run_id: str
 ) -> list[RatesResult]:
-    """Fetch and stage Assignar's task rates for each connection; a connection whose fetch fails
-    is logged in sync_log (entity `pay_rates`) and does not stop the others."""
-    results = []
-    for connection in connections:
+    """Fetch and stage Assignar's task rates for each connection, logged in sync_log (entity
+    `pay_rates`); a connection whose fetch fails does not stop the others."""
+
+    def step(connection: Any, client: Any) -> RatesResult:
         started = datetime.now(UTC)
-        result = RatesResult(connection.key, {})
-        try:
-            with open_client(connection) as client:
-                fetched = list(fetch_task_rates(client))
-            with engine.begin() as conn:
-                lock_connection(conn, connection.id)
-                result.counts = stage_rates(conn, connection.id, fetched)
-        except (AssignarError, ConnectionsError) as exc:
-            result.error = str(exc)
+        fetched = list(fetch_task_rates(client))
         with engine.begin() as conn:
-            conn.execute(
-                sync_log.insert().values(
-                    connection_id=connection.id,
-                    run_id=run_id,
-                    entity="pay_rates",
-                    fetched=sum(result.counts.values()) - result.counts.get("deleted", 0),
-                    inserted=result.counts.get("inserted", 0),
-                    updated=result.counts.get("updated", 0),
-                    unchanged=result.counts.get("unchanged", 0),
-                    voided=result.counts.get("deleted", 0),
-                    started_at=started,
-                    finished_at=datetime.now(UTC),
-                    error=result.error,
-                )
+            lock_connection(conn, connection.id)
+            counts = stage_rates(conn, connection.id, fetched)
+            write_log(
+                conn,
+                connection.id,
+                run_id,
+                "pay_rates",
+                started_at=started,
+                finished_at=datetime.now(UTC),
+                fetched=sum(counts.values()) - counts["deleted"],
+                inserted=counts["inserted"],
+                updated=counts["updated"],
+                unchanged=counts["unchanged"],
+                voided=counts["deleted"],
             )
-        results.append(result)
-    return results
+        return RatesResult(connection.key, counts)
+
+    def failed(connection: Any, error: str, kind: str) -> RatesResult:
+        return RatesResult(connection.key, {}, error)
+
+    return for_each_connection(
+        engine, connections, open_client, step, failed, run_id=run_id, entity="pay_rates"
+    )
 
 
 def rates_fetched_at(conn: Connection, connection_ids: Sequence[int]) -> dict[int, datetime]:

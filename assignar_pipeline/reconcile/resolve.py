@@ -20,14 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from assignar_pipeline.connections import ConnectionRow, all_connections
-from assignar_pipeline.load import (
-    LoadCounts,
-    _Clients,
-    effective_minutes,
-    load_orders,
-    load_timesheets,
-    write_link,
-)
+from assignar_pipeline.load import LoadCounts, effective_minutes, load_orders, load_timesheets
 from assignar_pipeline.pay.database import lock_connection
 from assignar_pipeline.pay.tables import (
     employee,
@@ -39,7 +32,6 @@ from assignar_pipeline.pay.tables import (
     staging_worker,
     sync_conflict,
     sync_hold,
-    sync_log,
     sync_resolution,
     team,
     team_member,
@@ -52,13 +44,15 @@ from assignar_pipeline.reconcile.conflicts import (
     CHOICES,
     DUPLICATE_PROJECT,
     KIND_LABELS,
-    LOCKED_CHANGED,
-    RATE_DIFFERENCE,
+    PERMISSIONS,
     WORKER_MISMATCH,
+    ResolutionError,
+    find_conflict,
     held_by,
     release_holds,
     short,
 )
+from assignar_pipeline.reconcile.links import PayClients, write_link
 from assignar_pipeline.reconcile.normalize import norm_code
 from assignar_pipeline.reconcile.rates import (
     CENT,
@@ -68,21 +62,9 @@ from assignar_pipeline.reconcile.rates import (
     scope_key,
     show_rate,
 )
+from assignar_pipeline.synclog import log_load
 
-#: The permission a Pay role needs to decide each kind of conflict.
-PERMISSIONS = {
-    DUPLICATE_PROJECT: "integrations.manage",
-    WORKER_MISMATCH: "integrations.manage",
-    RATE_DIFFERENCE: "rates.edit",
-    LOCKED_CHANGED: "payroll.manage",
-}
 SCOPES = ("going_forward", "occurrence")
-#: A conflict can be named by this many leading characters of its id, or more.
-MIN_PREFIX = 6
-
-
-class ResolutionError(ValueError):
-    """The resolution cannot be made as given; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -146,28 +128,6 @@ def resolve_conflicts(
             result.resolved.append(_resolve_one(conn, connection, row, choice, user_id, now))
         _reload(conn, connections, before, result, now, run_id)
     return result
-
-
-def find_conflict(conn: Connection, ref: str) -> Any:
-    """The conflict with this id, or the only one whose id starts with `ref`."""
-    ref = (ref or "").strip().lower()
-    if len(ref) < MIN_PREFIX:
-        raise ResolutionError(
-            f"Conflict id {ref!r} is too short: give at least {MIN_PREFIX} characters of the id "
-            "shown by `assignar-pipeline conflicts list`."
-        )
-    rows = conn.execute(
-        sa.select(sync_conflict).where(sync_conflict.c.id.startswith(ref, autoescape=True)).limit(5)
-    ).all()
-    if not rows:
-        raise ResolutionError(
-            f"No conflict has the id {ref!r}: list them with `assignar-pipeline conflicts list` "
-            "(add --status all to include resolved ones)."
-        )
-    if len(rows) > 1:
-        ids = ", ".join(r.id for r in rows)
-        raise ResolutionError(f"{ref!r} matches several conflicts ({ids}): give more characters.")
-    return rows[0]
 
 
 # -- who decides --------------------------------------------------------------------------------
@@ -399,7 +359,7 @@ def _create_project(conn, connection, row, choice, decision, user_id, now):
             code=code,
             name=staged.name,
             status="active" if staged.active else "completed",
-            client_id=_Clients(conn, connection).ensure(staged),
+            client_id=PayClients(conn, connection).ensure(staged),
             origin="resolution",
         )
         .returning(project.c.id)
@@ -651,21 +611,15 @@ def _reload(
             totals["timesheets"].merge(load_timesheets(conn, connection, now, window))
             totals["orders"].merge(load_orders(conn, connection, now, window))
         for entity, counts in totals.items():
-            conn.execute(
-                sync_log.insert().values(
-                    connection_id=connection_id,
-                    run_id=run_id[:64],
-                    entity=f"pay_{entity}",
-                    window_start=min(days),
-                    window_end=max(days) + timedelta(days=1),
-                    inserted=counts.inserted + counts.linked,
-                    updated=counts.updated,
-                    unchanged=counts.unchanged,
-                    voided=counts.voided,
-                    held=counts.held,
-                    started_at=now,
-                    finished_at=datetime.now(UTC),
-                )
+            log_load(
+                conn,
+                connection_id,
+                run_id,
+                entity,
+                counts,
+                window=(min(days), max(days) + timedelta(days=1)),
+                started_at=now,
+                finished_at=datetime.now(UTC),
             )
         mine = [r for r in dated if r.connection_id == connection_id]
         still = {

@@ -1,4 +1,5 @@
-"""Per-connection reconciliation thresholds (`reconcile_setting`), with the defaults."""
+"""Reconciliation policy: which statuses load, and per-connection thresholds
+(`reconcile_setting`) with their defaults."""
 
 from __future__ import annotations
 
@@ -11,6 +12,18 @@ from sqlalchemy.engine import Connection
 from assignar_pipeline.pay.tables import reconcile_setting
 from assignar_pipeline.reconcile.matching import PROJECT_NAME_THRESHOLD, WORKER_NAME_THRESHOLD
 from assignar_pipeline.reconcile.rates import RATE_TOLERANCE
+
+#: Assignar statuses at or above which a timesheet is imported (Pay's default threshold).
+APPROVED_STATUSES = frozenset(
+    {
+        "APPROVED",
+        "APPROVED_WITH_PAY_RATES",
+        "APPROVED_WITH_CHARGE_RATES",
+        "APPROVED_WITH_PAY_AND_CHARGE_RATES",
+    }
+)
+#: Pay timesheet statuses a load never changes (a later upstream change becomes an adjustment).
+LOCKED_STATUSES = frozenset({"processed", "paid"})
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from assignar_pipeline.load import APPROVED_STATUSES
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.simulator import SimulatorServer, TenantConfig
-from assignar_pipeline.synclog import sync_status
+from assignar_pipeline.status import sync_status
 from resources import AssignarResource
 from tests.support.pay import table_checksums
 from tests.support.pipeline import BOOKKEEPING, TODAY, Pipeline, minutes
