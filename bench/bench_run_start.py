@@ -136,7 +136,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         pg = stack.enter_context(TemporaryPostgres())
         pay_url, dagster_url = pg.create_database("pay"), pg.create_database("dagster")
-        history = max(40, args.backfill_days + 2)
+        history = 40 + args.backfill_days  # the backfill ends before the last 4 weeks
         sim = stack.enter_context(Simulator(0.02, history, now, Path(tmp) / "sim.log"))
         engine = create_pay_engine(pay_url)
         migrate(engine)
