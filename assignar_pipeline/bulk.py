@@ -3,7 +3,7 @@ and workers, for one or several connections.
 
 A bulk import is a partition backfill of the extract and Pay assets over the chosen dates, with the
 connections and filters as run config (`resources.scope.config`), launched through Dagster's
-GraphQL mutation `launchPartitionBackfill`. Dagster splits it into ranged runs of about a month
+GraphQL mutation `launchPartitionBackfill`. Dagster splits it into ranged runs of up to a year
 (the assets' `BackfillPolicy`), shows progress on the backfill's page, and its runs carry the tag
 `assignar/operation=bulk_import`, which the notification sensor reports on when it ends. An import
 asked for a later time (`not_before`, e.g. off-hours) waits in `bulk_import` until the launcher

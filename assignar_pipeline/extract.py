@@ -23,6 +23,7 @@ from assignar_pipeline.entities import ENTITIES
 from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.pay.database import lock_connection
 from assignar_pipeline.pay.tables import STAGING, sync_state
+from assignar_pipeline.readahead import read_ahead
 from assignar_pipeline.schemas import validate
 from assignar_pipeline.staging import (
     StageCounts,
@@ -178,8 +179,12 @@ def _refresh(
     # A quarantined record without a readable id could be any staged record of the window, so
     # nothing of the window is voided this time (the next fetch that reads it does the voiding).
     unidentified = False
-    pages = client.iter_pages(
-        RESOURCES[entity], filters=filters, fields=FIELDS.get(entity), page_size=PAGE_SIZE
+    # The next chunk's pages are fetched by a reader thread while this chunk is written.
+    pages = read_ahead(
+        client.iter_pages(
+            RESOURCES[entity], filters=filters, fields=FIELDS.get(entity), page_size=PAGE_SIZE
+        ),
+        ahead=CHUNK_RECORDS // PAGE_SIZE,
     )
     for records in _chunks(pages, CHUNK_RECORDS):
         validated = validate(entity, records, timezone=connection.timezone)

@@ -75,6 +75,7 @@ class Settings:
     pay_pg_password: str = field(repr=False)
     sensor_interval: str = ""
     simulator_scale: str = "1"
+    backfill_days_per_run: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -97,6 +98,7 @@ class Settings:
             pay_pg_password=secrets.token_urlsafe(18),
             sensor_interval=os.environ.get("PIPELINE_SENSOR_INTERVAL", ""),
             simulator_scale=os.environ.get("SIMULATOR_SCALE", "1"),
+            backfill_days_per_run=os.environ.get("BACKFILL_DAYS_PER_RUN", ""),
         )
 
     # -- paths -----------------------------------------------------------------------------------
@@ -160,6 +162,8 @@ class Settings:
         }
         if self.sensor_interval:
             env["PIPELINE_SENSOR_INTERVAL"] = self.sensor_interval
+        if self.backfill_days_per_run:
+            env["BACKFILL_DAYS_PER_RUN"] = self.backfill_days_per_run
         return env
 
 

@@ -50,7 +50,13 @@ done
 mkdir -p "$DAGSTER_HOME" "$root/.data"
 if [[ ! -f $DAGSTER_HOME/dagster.yaml ]]; then
   # Storage is left to Dagster's default: SQLite files in this directory.
+  # The run queue is looked at every second (Dagster's default is 5 s): a sync takes seconds.
   cat >"$DAGSTER_HOME/dagster.yaml" <<'YAML'
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
 telemetry:
   enabled: false
 YAML

@@ -9,9 +9,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from assignar_pipeline.pay.database import MIGRATIONS, create_pay_engine
+from assignar_pipeline.pay.database import MIGRATIONS, create_pay_engine, head_revision, migrate
 from assignar_pipeline.pay.tables import metadata
 
 RECONCILIATION = {
@@ -72,3 +73,21 @@ def test_reconciliation_migration_downgrades_and_upgrades_again(empty_engine):
     assert not RECONCILIATION & tables and "rate" not in lines
     _run(empty_engine, command.upgrade, "0002")
     assert schema()[0] >= RECONCILIATION
+
+
+def test_head_revision_is_alembics_head() -> None:
+    """The revision `migrate` compares with (to skip Alembic at a run's start) is Alembic's own."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_migrate_upgrades_a_database_one_migration_behind(empty_engine):
+    """A database at an older revision is brought to the head, not taken for one at the head."""
+    _run(empty_engine, command.upgrade, "head")
+    _run(empty_engine, command.downgrade, "-1")
+    assert _differences(empty_engine) != []
+    migrate(empty_engine)
+    assert _differences(empty_engine) == []
+    with empty_engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == head_revision()

@@ -7,13 +7,12 @@ by URL in production. Both run the same Alembic migrations.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import zlib
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
 DEFAULT_URL = "sqlite:///.data/pay.db"
@@ -74,12 +73,45 @@ _MIGRATE_LOCK = threading.Lock()
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (idempotent; safe to call at every start)."""
+    """Bring the schema to the newest migration (idempotent; safe to call at every start).
+
+    Every run calls this; a database already at the newest migration is seen with one query,
+    without importing Alembic (a fifth of a second of each run's start)."""
+    if _at_head(engine):
+        return
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with _MIGRATE_LOCK, engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+_REVISION = re.compile(r"^(down_)?revision\s*=\s*(?:None|[\"'](\w+)[\"'])\s*$", re.MULTILINE)
+
+
+def head_revision() -> str | None:
+    """The newest migration's revision, read from the scripts' `revision` and `down_revision`
+    lines; None when they do not name exactly one head (Alembic then decides)."""
+    revisions, parents = set(), set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        for down, revision in _REVISION.findall(script.read_text()):
+            (parents if down else revisions).add(revision)
+    heads = revisions - parents - {""}
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _at_head(engine: Engine) -> bool:
+    head = head_revision()
+    if head is None:
+        return False
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return False
+        versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+    return versions == [head]
 
 
 def lock_connection(conn: Connection, connection_id: int) -> None:

@@ -68,6 +68,7 @@ def test_instance_config_loads_on_postgresql_with_every_setting_in_force(
         run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job(), run_id=None)
         assert instance.get_run_by_id(run.run_id) is not None  # the tables exist and work
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
         concurrency = instance.get_concurrency_config()
         queue = concurrency.run_queue_config
         assert queue.max_concurrent_runs == 6
@@ -374,6 +375,8 @@ def test_helm_instance_settings_are_deploy_dagster_yamls() -> None:
     assert daemon["runRetries"] == {_camel(k): v for k, v in instance["run_retries"].items()}
     queued = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
     assert "maxConcurrentRuns" not in queued  # the limits live under concurrency only
+    assert queued["dequeueIntervalSeconds"] == instance["run_coordinator"]["config"][
+        "dequeue_interval_seconds"]  # fmt: skip
     assert values["telemetry"] == instance["telemetry"]
 
 
