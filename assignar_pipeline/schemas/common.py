@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -27,10 +27,50 @@ class Quarantined:
     reason: str  # "field: rule"; several joined with "; "
 
 
-@dataclass(frozen=True)
 class Validated:
-    rows: list[dict[str, Any]]  # staging columns except connection_id, fetched_at, voided_at
-    quarantined: list[Quarantined]
+    """A chunk's valid records as staging rows, and its quarantined records.
+
+    `frame` holds the rows as columns (see `columns`: staging columns except connection_id,
+    fetched_at and voided_at); `rows` the same rows as dicts of Python values, built on first use.
+    """
+
+    def __init__(
+        self,
+        rows: list[dict[str, Any]] | None = None,
+        quarantined: list[Quarantined] | None = None,
+        *,
+        frame: pd.DataFrame | None = None,
+        kinds: Mapping[str, str] | None = None,
+    ) -> None:
+        self.quarantined = quarantined if quarantined is not None else []
+        self.kinds = kinds
+        self._rows = rows
+        self._frame = frame if frame is not None else pd.DataFrame(rows or [])
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self._frame
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            from assignar_pipeline.schemas.columns import frame_rows
+
+            self._rows = frame_rows(self.kinds or {}, self._frame)
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Validated):
+            return NotImplemented
+        return self.rows == other.rows and self.quarantined == other.quarantined
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Validated(rows={len(self)}, quarantined={len(self.quarantined)})"
 
 
 # --------------------------------------------------------------------------- limits
@@ -355,6 +395,10 @@ class Spec:
     child_model: type[pa.DataFrameModel] | None = None
     child_field: str = ""
     finish: Callable[[dict[str, Any]], None] | None = None
+    #: The staging row's columns and their kinds (see `columns`), in the row dicts' order.
+    kinds: Mapping[str, str] = field(default_factory=dict)
+    #: The vectorised screen: (ok mask, staging frame) of a chunk of dicts (see `validation`).
+    screen: Callable[[list[dict[str, Any]], str], tuple[Any, pd.DataFrame]] | None = None
 
 
 def content_hash(row: dict[str, Any]) -> str:

@@ -168,4 +168,21 @@ def _finish_order(row: dict[str, Any]) -> None:
             line["quantity"] = f"{quantity.quantize(_CENT):f}"
 
 
-SPEC = Spec(_read_order, OrderFrame, OrderActivityFrame, "activities", _finish_order)
+#: The staging row's columns (see `columns`).
+KINDS = {
+    "assignar_id": "int",
+    "work_date": "date",
+    "end_date": "date",
+    "job_number": "text",
+    "po_number": "text",
+    "project_assignar_id": "int",
+    "client_assignar_id": "int",
+    "status_id": "int",
+    "description": "text",
+    "active": "bool",
+    "lines": "json",
+    "modified_time": "instant",
+    "content_hash": "content_hash",
+}
+
+SPEC = Spec(_read_order, OrderFrame, OrderActivityFrame, "activities", _finish_order, kinds=KINDS)

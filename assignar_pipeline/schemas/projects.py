@@ -105,4 +105,18 @@ def _read_project(rec: dict[str, Any], errs: Errors, zone: ZoneInfo, zone_name: 
     return frame, row, []
 
 
-SPEC = Spec(_read_project, ProjectFrame)
+#: The staging row's columns (see `columns`).
+KINDS = {
+    "assignar_id": "int",
+    "name": "text",
+    "code": "text",
+    "client_assignar_id": "int",
+    "client_name": "text",
+    "client_code": "text",
+    "parent_assignar_id": "int",
+    "active": "bool",
+    "modified_time": "instant",
+    "content_hash": "content_hash",
+}
+
+SPEC = Spec(_read_project, ProjectFrame, kinds=KINDS)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from assignar_pipeline.schemas import columns as col
 from assignar_pipeline.schemas.common import (
     _CLOCK,
+    _CONTROL,
     _DAY_MINUTES,
     _DURATION,
     _END_US,
     _FIRST_DAY,
     _FIRST_US,
+    _LAST_DAY,
     _MISSING,
     _NAIVE_EPOCH,
     _US,
@@ -310,4 +315,257 @@ def _read_timesheet(
     return frame, row, children
 
 
-SPEC = Spec(_read_timesheet, TimesheetFrame, ActivityEntryFrame, "activity_entries")
+# --------------------------------------------------------------------------- vectorised screen
+KINDS = {
+    "assignar_id": "int",
+    "work_date": "date",
+    "user_assignar_id": "int",
+    "project_assignar_id": "int",
+    "task_assignar_id": "int",
+    "order_assignar_id": "int",
+    "start_at": "instant",
+    "end_at": "instant",
+    "timezone": "text",
+    "total_minutes": "int",
+    "status": "text",
+    "processed": "bool",
+    "lines": "json",
+    "modified_time": "instant",
+    "content_hash": "content_hash",
+}
+_MINUTE_US = 60_000_000
+_UNIX_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY_US = _DAY_MINUTES * _MINUTE_US
+_NAT = np.iinfo(np.int64).min
+
+
+def _minutes_of(text: str, pattern: Any) -> int | None:
+    match = pattern.fullmatch(text)
+    return None if match is None else int(match[1]) * 60 + int(match[2])
+
+
+def _ordinal_of(text: str) -> int | None:
+    """Days since 1970-01-01 of a strict YYYY-MM-DD date within the allowed years, else None."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None
+    if not _FIRST_DAY <= day <= _LAST_DAY:
+        return None
+    return day.toordinal() - _UNIX_ORDINAL
+
+
+def _plain_text(limit: int) -> Any:
+    def check(text: str) -> bool:
+        return len(text) <= limit and _CONTROL.search(text) is None
+
+    return check
+
+
+def _status_ok(text: str) -> bool:
+    return len(text) <= 60 and bool(text.strip()) and _CONTROL.search(text) is None
+
+
+def _minutes(values: np.ndarray, pattern: Any, *, required: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(minutes as int64 with -1 for null, ok) of HH:MM texts, parsed once per distinct text."""
+    column, ok = col.texts(values, required=required)
+    parsed = col.per_value(column, lambda t: _minutes_of(t, pattern))
+    got = ~col.nulls(parsed)
+    ok &= got | col.nulls(column)
+    return np.where(got, parsed, -1).astype(np.int64), ok
+
+
+def _local_micros(utc_micros: np.ndarray, zones: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Wall-clock microseconds of UTC instants in each row's zone, for `rows` (else NaT)."""
+    local = np.full(len(utc_micros), col.NAT, dtype=np.int64)
+    rows = rows & (utc_micros != col.NAT)
+    for zone in pd.unique(zones[rows]):
+        these = rows & (zones == zone)
+        instants = pd.DatetimeIndex(utc_micros[these].view("datetime64[us]")).tz_localize("UTC")
+        local[these] = instants.tz_convert(zone).tz_localize(None).as_unit("us").asi8
+    return local
+
+
+_FIELDS = (
+    "id",
+    "user_id",
+    "project_id",
+    "task_id",
+    "order_id",
+    "start_datetime",
+    "end_datetime",
+    "total_time",
+    "status",
+    "processed_at",
+    "submitted_date",
+    "start_time",
+    "end_time",
+    "modified_time",
+    "activity_entries",
+)
+_ENTRY_FIELDS = ("id", "duration", "start_at_tz", "start_at", "start_at_naive",
+                 "is_naive_datetime", "activity")  # fmt: skip
+_DAY_US = 86_400_000_000
+
+
+def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """(ok mask, frame of staging rows) of a chunk of dict records, column by column: ok rows
+    are valid and their frame rows are what the reader would give; the others must go through
+    the reader (which names their reasons). Conservative: a shape the reader accepts but this
+    does not know (e.g. a date-time without seconds) only costs that record the slower path."""
+    n = len(records)
+    f = col.fields(records, _FIELDS)
+    bounds = {"first_us": _FIRST_US, "end_us": _END_US}
+
+    rid, ok = col.ints(f["id"], required=True)
+    ok &= ~pd.Series(rid).duplicated(keep=False).to_numpy()
+    user, good = col.ints(f["user_id"], required=True)
+    ok &= good
+    project, good = col.ints(f["project_id"], required=False)
+    ok &= good
+    task, good = col.ints(f["task_id"], required=False)
+    ok &= good
+    order, good = col.ints(f["order_id"], required=False)
+    ok &= good
+    start_us, good = col.instants(f["start_datetime"], required=True, **bounds)
+    ok &= good
+    end_us, good = col.instants(f["end_datetime"], required=True, **bounds)
+    ok &= good
+    modified_us, good = col.instants(f["modified_time"], required=True, **bounds)
+    ok &= good
+    processed_us, good = col.instants(f["processed_at"], required=False, **bounds)
+    ok &= good
+    total, good = _minutes(f["total_time"], _DURATION, required=True)
+    ok &= good & (total <= _DAY_MINUTES)
+    start_time, good = _minutes(f["start_time"], _CLOCK, required=False)
+    ok &= good
+    end_time, good = _minutes(f["end_time"], _CLOCK, required=False)
+    ok &= good
+    status, good = col.texts(f["status"], required=True)
+    ok &= good & (col.per_value(status, _status_ok) == True)  # noqa: E712
+    submitted_text, good = col.texts(f["submitted_date"], required=False)
+    submitted = col.per_value(submitted_text, _ordinal_of)
+    ok &= good & (~col.nulls(submitted) | col.nulls(submitted_text))
+    submitted = np.where(col.nulls(submitted), -(2**40), submitted).astype(np.int64)
+
+    # Activity entries, one row each, `parent` being the timesheet's row.
+    lists = f["activity_entries"]
+    counts = np.array([len(v) if type(v) is list else -1 for v in lists], dtype=np.int64)
+    ok &= (counts >= 0) | col.nulls(lists)
+    counts = np.maximum(counts, 0)
+    entries = [e for v in lists if type(v) is list for e in v]
+    parent = np.repeat(np.arange(n), counts)
+    is_dict = np.array([type(e) is dict for e in entries], dtype=bool)
+    e = col.fields([x if type(x) is dict else {} for x in entries], _ENTRY_FIELDS)
+    entry_ok = is_dict
+    entry_id, good = col.ints(e["id"], required=True)
+    entry_ok &= good
+    duration, good = col.ints(e["duration"], required=True, low=0, high=_DAY_MINUTES)
+    entry_ok &= good
+    entry_zone, good = col.texts(e["start_at_tz"], required=False)
+    entry_ok &= good
+    zone_known = col.per_value(entry_zone, _zone_names().__contains__) == True  # noqa: E712
+    entry_ok &= zone_known | col.nulls(entry_zone)
+    start_at_us, good = col.instants(e["start_at"], required=False, **bounds)
+    entry_ok &= good
+    naive_us, good = col.naive_instants(e["start_at_naive"], **bounds)
+    entry_ok &= good
+    is_naive, good = col.bools(e["is_naive_datetime"], required=False)
+    entry_ok &= good
+    activities = e["activity"]
+    entry_ok &= np.array([a is None or type(a) is dict for a in activities], dtype=bool)
+    codes = np.fromiter(
+        (a.get("external_id") if type(a) is dict else None for a in activities),
+        dtype=object,
+        count=len(activities),
+    )
+    codes, good = col.texts(codes, required=False)
+    entry_ok &= good
+    codes = np.where(col.per_value(codes, str.strip) == "", None, codes)  # blank: no key
+    entry_ok &= (col.per_value(codes, _plain_text(100)) == True) | col.nulls(codes)  # noqa: E712
+
+    # The wall time an entry states must be its instant's (or exist exactly once).
+    naive_flag = is_naive.to_numpy(dtype=bool, na_value=False)
+    check_match = zone_known & (naive_us != col.NAT) & ~naive_flag & (start_at_us != col.NAT)
+    entry_ok &= ~check_match | (_local_micros(start_at_us, entry_zone, check_match) == naive_us)
+    check_unique = zone_known & (naive_us != col.NAT) & naive_flag
+    for zone in pd.unique(entry_zone[check_unique]):
+        these = check_unique & (entry_zone == zone)
+        walls = pd.DatetimeIndex(naive_us[these].view("datetime64[us]"))
+        placed = walls.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+        entry_ok[these] &= ~placed.isna()
+    ok &= np.bincount(parent[~entry_ok], minlength=n) == 0
+
+    # The timesheet's zone: the first entry's that names one, else the connection's.
+    zones = np.full(n, fallback_name, dtype=object)
+    named = ~col.nulls(entry_zone)
+    first_parents, first_at = np.unique(parent[named], return_index=True)
+    zones[first_parents] = entry_zone[named][first_at]
+    local_start = _local_micros(start_us, zones, ok)  # an unknown zone already failed its row
+    local_end = _local_micros(end_us, zones, ok)
+    ok &= (local_start != col.NAT) & (local_end != col.NAT)
+    shift = end_us - start_us
+    ok &= (shift > 0) & (shift <= _DAY_US)
+    # In real time or by the clock, whichever is longer (they differ on a DST night).
+    shift = shift + np.maximum((local_end - end_us) - (local_start - start_us), 0)
+    ok &= total * _MINUTE_US <= shift
+    durations = np.where(entry_ok, duration.to_numpy(dtype=np.int64, na_value=0), 0)
+    entry_minutes = np.bincount(parent, weights=durations, minlength=n).astype(np.int64)
+    ok &= entry_minutes * _MINUTE_US <= shift
+    local_day = np.floor_divide(local_start, _DAY_US)
+    ok &= (submitted == -(2**40)) | (submitted == local_day)
+    ok &= (start_time < 0) | (start_time == (local_start % _DAY_US) // _MINUTE_US)
+    ok &= (end_time < 0) | (end_time == (local_end % _DAY_US) // _MINUTE_US)
+
+    # Lines: [{"cost_code", "minutes", "ref"}] as JSON text, entries joined per timesheet.
+    code_texts = np.where(col.nulls(codes), "null", col.per_value(codes, col._json_text))
+    line_texts = (
+        '{"cost_code":'
+        + code_texts.astype(object)
+        + ',"minutes":'
+        + durations.astype(str).astype(object)
+        + ',"ref":'
+        + entry_id.to_numpy(dtype=np.int64, na_value=0).astype(str).astype(object)
+        + "}"
+    )
+    lines = np.full(n, "[]", dtype=object)
+    if len(entries):
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        has = counts > 0
+        later = np.ones(len(entries), dtype=bool)
+        later[starts[has]] = False
+        line_texts = np.where(later, "," + line_texts, line_texts)
+        lines[has] = "[" + np.add.reduceat(line_texts, starts[has]) + "]"
+
+    work_date = np.where(ok, local_day, 0).astype("datetime64[D]").astype("datetime64[s]")
+    frame = pd.DataFrame(
+        {
+            "assignar_id": rid,
+            "work_date": work_date,
+            "user_assignar_id": user,
+            "project_assignar_id": project,
+            "task_assignar_id": task,
+            "order_assignar_id": order,
+            "start_at": col.utc_column(start_us),
+            "end_at": col.utc_column(end_us),
+            "timezone": zones,
+            "total_minutes": pd.array(np.where(ok, total, 0), dtype="Int64"),
+            "status": status,
+            "processed": pd.array(processed_us != col.NAT, dtype="boolean"),
+            "lines": lines,
+            "modified_time": col.utc_column(modified_us),
+        }
+    )
+    return ok, frame
+
+
+SPEC = Spec(
+    _read_timesheet,
+    TimesheetFrame,
+    ActivityEntryFrame,
+    "activity_entries",
+    kinds=KINDS,
+    screen=screen,
+)

@@ -10,9 +10,11 @@ from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from assignar_pipeline.schemas import columns as col
 from assignar_pipeline.schemas import orders, projects, timesheets, workers
 from assignar_pipeline.schemas.common import (
     Entity,
@@ -23,7 +25,6 @@ from assignar_pipeline.schemas.common import (
     _kind,
     _quarantine,
     _zone,
-    content_hash,
 )
 
 _SPECS: dict[str, Spec] = {
@@ -165,6 +166,44 @@ def _schema_failures(
 
 
 def _validate(spec: Spec, records: Sequence[Any], fallback: ZoneInfo, timezone: str) -> Validated:
+    """The screen (when the entity has one) takes the clean records in one vectorised pass; the
+    per-record reader and pandera take the rest and name their reasons. The rows of both become
+    one frame in input order, hashed column-wise."""
+    n = len(records)
+    clean = np.zeros(n, dtype=bool)
+    parts: list[pd.DataFrame] = []
+    if spec.screen is not None and n:
+        dicts = np.array([type(r) is dict for r in records], dtype=bool)
+        at = np.flatnonzero(dicts)
+        try:
+            ok, frame = spec.screen([records[i] for i in at], timezone)
+        except Exception:  # a screen bug costs speed, never a record: the reader decides
+            ok, frame = np.zeros(len(at), dtype=bool), None
+        if frame is not None and ok.any():
+            clean[at[ok]] = True
+            parts.append(frame[ok].set_axis(at[ok]))
+    rest = np.flatnonzero(~clean)
+    rows, row_at, quarantined = _validate_records(
+        spec, [records[i] for i in rest], fallback, timezone
+    )
+    if rows:
+        parts.append(col.rows_frame(spec.kinds, rows).set_axis(rest[row_at]))
+    if not parts:
+        frame = col.empty_frame(spec.kinds)
+    elif len(parts) == 1:
+        frame = parts[0]
+    else:
+        frame = pd.concat(parts).sort_index()
+    frame = frame.reset_index(drop=True)
+    frame["content_hash"] = col.content_hashes(spec.kinds, frame)
+    return Validated(frame=frame, quarantined=quarantined, kinds=spec.kinds)
+
+
+def _validate_records(
+    spec: Spec, records: Sequence[Any], fallback: ZoneInfo, timezone: str
+) -> tuple[list[dict[str, Any]], list[int], list[Quarantined]]:
+    """(valid rows without content_hash, their positions, quarantined) by the per-record reader
+    and the pandera models."""
     n = len(records)
     reasons: list[Errors] = [[] for _ in range(n)]
     read_fields: list[set[str]] = [set() for _ in range(n)]  # fields the pre-pass reported
@@ -208,6 +247,7 @@ def _validate(spec: Spec, records: Sequence[Any], fallback: ZoneInfo, timezone: 
 
     # 3. Rows for the valid records, quarantine for the others, both in input order.
     valid_rows: list[dict[str, Any]] = []
+    valid_at: list[int] = []
     quarantined: list[Quarantined] = []
     for pos, rec in enumerate(records):
         row = rows[pos]
@@ -216,6 +256,6 @@ def _validate(spec: Spec, records: Sequence[Any], fallback: ZoneInfo, timezone: 
             continue
         if spec.finish is not None:
             spec.finish(row)
-        row["content_hash"] = content_hash(row)
         valid_rows.append(row)
-    return Validated(rows=valid_rows, quarantined=quarantined)
+        valid_at.append(pos)
+    return valid_rows, valid_at, quarantined

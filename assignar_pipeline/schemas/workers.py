@@ -97,4 +97,18 @@ def _read_worker(rec: dict[str, Any], errs: Errors, zone: ZoneInfo, zone_name: s
     return frame, row, []
 
 
-SPEC = Spec(_read_worker, WorkerFrame)
+#: The staging row's columns (see `columns`).
+KINDS = {
+    "assignar_id": "int",
+    "employee_id": "text",
+    "first_name": "text",
+    "last_name": "text",
+    "email": "text",
+    "dob": "date",
+    "employment_type": "int",
+    "active": "bool",
+    "modified_time": "instant",
+    "content_hash": "content_hash",
+}
+
+SPEC = Spec(_read_worker, WorkerFrame, kinds=KINDS)
