@@ -56,10 +56,35 @@ def test_rows_and_hashes_match_the_reader(demo: dict[str, list[Any]], entity: st
         assert {k: type(v) for k, v in row.items()} == {k: type(v) for k, v in want.items()}
 
 
-def test_the_screen_takes_every_valid_simulator_timesheet(demo: dict[str, list[Any]]) -> None:
-    records = demo["timesheets"]
-    ok, _ = timesheet_schema.screen(records, TZ)
+@pytest.mark.parametrize("entity", ["timesheets", "orders"])
+def test_the_screen_takes_every_valid_simulator_record(
+    demo: dict[str, list[Any]], entity: str
+) -> None:
+    ok, _ = _SPECS[entity].screen(demo[entity], TZ)
     assert ok.all()
+
+
+def test_quantities_the_screen_cannot_vouch_for_get_the_readers_reasons(
+    demo: dict[str, list[Any]],
+) -> None:
+    record = next(r for r in demo["orders"] if r["activities"])
+    reasons = {}
+    for value in (Decimal("NaN"), True, Decimal("1.005"), -1, "x", Decimal("-0")):
+        changed = copy.deepcopy(record)
+        changed["activities"][0]["quantity"] = value
+        result = validate("orders", [changed], timezone=TZ)
+        reasons[str(value)] = [q.reason for q in result.quarantined]
+        if not result.quarantined:
+            reader = reader_rows("orders", [copy.deepcopy(changed)])
+            assert result.rows == reader
+    assert reasons == {
+        "NaN": ["activities[0].quantity: must be a finite number"],
+        "True": ["activities[0].quantity: must be a number, not a boolean"],
+        "1.005": ["activities[0].quantity: must have at most 2 decimal places"],
+        "-1": ["activities[0].quantity: must be >= 0 and < 1,000,000,000,000"],
+        "x": ["activities[0].quantity: must be a number"],
+        "-0": [],
+    }
 
 
 def test_the_screen_leaves_unusual_shapes_to_the_reader(demo: dict[str, list[Any]]) -> None:

@@ -66,7 +66,16 @@ Mapping choices (the simulator in `assignar_pipeline/simulator/` stands in for t
   table's column.
 """
 
+from assignar_pipeline.schemas.columns import rows_frame
 from assignar_pipeline.schemas.common import Entity, Quarantined, Validated, content_hash
-from assignar_pipeline.schemas.validation import validate
+from assignar_pipeline.schemas.validation import staging_kinds, validate
 
-__all__ = ["Entity", "Quarantined", "Validated", "content_hash", "validate"]
+__all__ = [
+    "Entity",
+    "Quarantined",
+    "Validated",
+    "content_hash",
+    "rows_frame",
+    "staging_kinds",
+    "validate",
+]

@@ -26,6 +26,10 @@ import pandas as pd
 from pandas._libs import lib
 from pandas.api.types import infer_dtype
 
+from assignar_pipeline.schemas.common import _CONTROL as CONTROL
+from assignar_pipeline.schemas.common import _CONTROL_MULTILINE as CONTROL_MULTILINE
+from assignar_pipeline.schemas.common import _FIRST_DAY, _LAST_DAY
+
 Kinds = Mapping[str, str]  # column name -> kind, in the order of the row dicts
 
 _DTYPES = {
@@ -45,13 +49,13 @@ def empty_frame(kinds: Kinds) -> pd.DataFrame:
 
 
 def rows_frame(kinds: Kinds, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """The frame of row dicts (as the per-record readers build them, without content_hash)."""
+    """The frame of row dicts (as the per-record readers build them, or `Validated.rows`)."""
     if not rows:
         return empty_frame(kinds)
     columns: dict[str, Any] = {}
     for name, kind in kinds.items():
-        if kind == "content_hash":
-            continue
+        if kind == "content_hash" and name not in rows[0]:
+            continue  # hashed once the rows are a frame
         values = [row[name] for row in rows]
         if kind == "json":
             values = [orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode() for v in values]
@@ -280,3 +284,55 @@ def per_value(values: np.ndarray, function: Any) -> np.ndarray:
     for i, value in enumerate(uniques):
         results[i] = function(value)
     return results[codes]  # code -1 (null) picks the trailing None
+
+
+def ordinal_of(text: str) -> int | None:
+    """Days since 1970-01-01 of a strict YYYY-MM-DD date within the allowed years, else None."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None
+    if not _FIRST_DAY <= day <= _LAST_DAY:
+        return None
+    return day.toordinal() - _UNIX_ORDINAL
+
+
+def plain_text(limit: int) -> Any:
+    def check(text: str) -> bool:
+        return len(text) <= limit and CONTROL.search(text) is None
+
+    return check
+
+
+def plain_multiline(text: str) -> bool:
+    return CONTROL_MULTILINE.search(text) is None
+
+
+def keys(values: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """(object array, ok) of optional key strings: None when blank, else at most `limit`
+    characters without control characters."""
+    column, ok = texts(values, required=False)
+    column = np.where(per_value(column, str.strip) == "", None, column)
+    ok &= (per_value(column, plain_text(limit)) == True) | nulls(column)  # noqa: E712
+    return column, ok
+
+
+def join_lines(line_texts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per parent row, the JSON array of its children's JSON texts (children in parent order,
+    `counts[i]` of them for row i)."""
+    lines = np.full(len(counts), "[]", dtype=object)
+    if len(line_texts):
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        has = counts > 0
+        later = np.ones(len(line_texts), dtype=bool)
+        later[starts[has]] = False
+        line_texts = np.where(later, "," + line_texts, line_texts)
+        lines[has] = "[" + np.add.reduceat(line_texts, starts[has]) + "]"
+    return lines
+
+
+def date_column(days: np.ndarray) -> np.ndarray:
+    """datetime64[s] of days since 1970 (NaT as the minimum int64)."""
+    return days.view("datetime64[D]").astype("datetime64[s]")

@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from assignar_pipeline.schemas import columns as col
 from assignar_pipeline.schemas.common import (
     _CENT,
+    _END_US,
     _FIRST_DAY,
+    _FIRST_US,
+    _INT_MAX,
     _MISSING,
     _QUANTITY_LIMIT,
     Errors,
@@ -185,4 +190,136 @@ KINDS = {
     "content_hash": "content_hash",
 }
 
-SPEC = Spec(_read_order, OrderFrame, OrderActivityFrame, "activities", _finish_order, kinds=KINDS)
+_FIELDS = (
+    "id",
+    "modified_time",
+    "start_date",
+    "end_date",
+    "job_number",
+    "po_number",
+    "project_id",
+    "client_id",
+    "status_id",
+    "job_description",
+    "active",
+    "activities",
+)
+_ACTIVITY_FIELDS = ("external_id", "name", "quantity", "uom_code")
+_BAD = object()
+
+
+def _quantity_text(value: Any) -> Any:
+    """A quantity's "51.00" text, None for none, `_BAD` when the reader would refuse it."""
+    if value is None:
+        return None
+    errs: Errors = []
+    number = _quantity(value, "quantity", errs)
+    if errs or number is None or not 0 <= number < _QUANTITY_LIMIT:
+        return _BAD
+    if number != number.quantize(_CENT):
+        return _BAD
+    return f"{number.quantize(_CENT):f}"
+
+
+def _date_column(values: np.ndarray, *, required: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(days since 1970 as int64, NaT for null; ok) of strict YYYY-MM-DD texts in range."""
+    column, ok = col.texts(values, required=required)
+    days = col.per_value(column, col.ordinal_of)
+    ok &= ~col.nulls(days) | col.nulls(column)
+    return np.where(col.nulls(days), col.NAT, days).astype(np.int64), ok
+
+
+def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """(ok mask, frame of staging rows) of a chunk of dict records, column by column (see
+    `timesheets.screen`); activities become one array entry each."""
+    n = len(records)
+    f = col.fields(records, _FIELDS)
+    rid, ok = col.ints(f["id"], required=True)
+    ok &= ~pd.Series(rid).duplicated(keep=False).to_numpy()
+    modified_us, good = col.instants(
+        f["modified_time"], required=True, first_us=_FIRST_US, end_us=_END_US
+    )
+    ok &= good
+    start, good = _date_column(f["start_date"], required=True)
+    ok &= good
+    end, good = _date_column(f["end_date"], required=False)
+    ok &= good & ((end == col.NAT) | (end >= start))
+    job_number, good = col.keys(f["job_number"], 100)
+    ok &= good
+    po_number, good = col.keys(f["po_number"], 100)
+    ok &= good
+    project, good = col.ints(f["project_id"], required=False)
+    ok &= good
+    client, good = col.ints(f["client_id"], required=False)
+    ok &= good
+    status, good = col.ints(f["status_id"], required=True, high=_INT_MAX)
+    ok &= good
+    description, good = col.texts(f["job_description"], required=False)
+    ok &= good & ((col.per_value(description, col.plain_multiline) == True)  # noqa: E712
+                  | col.nulls(description))  # fmt: skip
+    active, good = col.bools(f["active"], required=True)
+    ok &= good
+
+    lists = f["activities"]
+    counts = np.array([len(v) if type(v) is list else -1 for v in lists], dtype=np.int64)
+    ok &= (counts >= 0) | col.nulls(lists)
+    counts = np.maximum(counts, 0)
+    items = [a for v in lists if type(v) is list for a in v]
+    parent = np.repeat(np.arange(n), counts)
+    item_ok = np.array([type(a) is dict for a in items], dtype=bool)
+    a = col.fields([x if type(x) is dict else {} for x in items], _ACTIVITY_FIELDS)
+    codes, good = col.keys(a["external_id"], 100)
+    item_ok &= good
+    names, good = col.texts(a["name"], required=False)
+    item_ok &= good & ((col.per_value(names, col.plain_text(300)) == True) | col.nulls(names))  # noqa: E712
+    units, good = col.texts(a["uom_code"], required=False)
+    item_ok &= good & ((col.per_value(units, col.plain_text(20)) == True) | col.nulls(units))  # noqa: E712
+    quantities = np.array([_quantity_text(q) for q in a["quantity"]] + [None], dtype=object)[:-1]
+    item_ok &= np.array([q is not _BAD for q in quantities], dtype=bool)
+    ok &= np.bincount(parent[~item_ok], minlength=n) == 0
+
+    def json_of(values: np.ndarray) -> np.ndarray:
+        texts = col.per_value(np.where(item_ok, values, None), col._json_text)
+        return np.where(col.nulls(texts), "null", texts).astype(object)
+
+    line_texts = (
+        '{"cost_code":'
+        + json_of(codes)
+        + ',"description":'
+        + json_of(names)
+        + ',"quantity":'
+        + json_of(quantities)
+        + ',"unit":'
+        + json_of(units)
+        + "}"
+    )
+    lines = col.join_lines(line_texts, counts)
+
+    frame = pd.DataFrame(
+        {
+            "assignar_id": rid,
+            "work_date": col.date_column(np.where(ok, start, col.NAT)),
+            "end_date": col.date_column(np.where(ok, end, col.NAT)),
+            "job_number": job_number,
+            "po_number": po_number,
+            "project_assignar_id": project,
+            "client_assignar_id": client,
+            "status_id": status,
+            "description": description,
+            "active": active,
+            "lines": lines,
+            "modified_time": col.utc_column(modified_us),
+        }
+    )
+    return ok, frame
+
+
+SPEC = Spec(
+    _read_order,
+    OrderFrame,
+    OrderActivityFrame,
+    "activities",
+    _finish_order,
+    kinds=KINDS,
+    screen=screen,
+)

@@ -20,7 +20,6 @@ from assignar_pipeline.schemas.common import (
     _END_US,
     _FIRST_DAY,
     _FIRST_US,
-    _LAST_DAY,
     _MISSING,
     _NAIVE_EPOCH,
     _US,
@@ -344,26 +343,6 @@ def _minutes_of(text: str, pattern: Any) -> int | None:
     return None if match is None else int(match[1]) * 60 + int(match[2])
 
 
-def _ordinal_of(text: str) -> int | None:
-    """Days since 1970-01-01 of a strict YYYY-MM-DD date within the allowed years, else None."""
-    if len(text) != 10 or text[4] != "-" or text[7] != "-":
-        return None
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        return None
-    if not _FIRST_DAY <= day <= _LAST_DAY:
-        return None
-    return day.toordinal() - _UNIX_ORDINAL
-
-
-def _plain_text(limit: int) -> Any:
-    def check(text: str) -> bool:
-        return len(text) <= limit and _CONTROL.search(text) is None
-
-    return check
-
-
 def _status_ok(text: str) -> bool:
     return len(text) <= 60 and bool(text.strip()) and _CONTROL.search(text) is None
 
@@ -446,7 +425,7 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
     status, good = col.texts(f["status"], required=True)
     ok &= good & (col.per_value(status, _status_ok) == True)  # noqa: E712
     submitted_text, good = col.texts(f["submitted_date"], required=False)
-    submitted = col.per_value(submitted_text, _ordinal_of)
+    submitted = col.per_value(submitted_text, col.ordinal_of)
     ok &= good & (~col.nulls(submitted) | col.nulls(submitted_text))
     submitted = np.where(col.nulls(submitted), -(2**40), submitted).astype(np.int64)
 
@@ -481,10 +460,8 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
         dtype=object,
         count=len(activities),
     )
-    codes, good = col.texts(codes, required=False)
+    codes, good = col.keys(codes, 100)
     entry_ok &= good
-    codes = np.where(col.per_value(codes, str.strip) == "", None, codes)  # blank: no key
-    entry_ok &= (col.per_value(codes, _plain_text(100)) == True) | col.nulls(codes)  # noqa: E712
 
     # The wall time an entry states must be its instant's (or exist exactly once).
     naive_flag = is_naive.to_numpy(dtype=bool, na_value=False)
@@ -530,16 +507,9 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
         + entry_id.to_numpy(dtype=np.int64, na_value=0).astype(str).astype(object)
         + "}"
     )
-    lines = np.full(n, "[]", dtype=object)
-    if len(entries):
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        has = counts > 0
-        later = np.ones(len(entries), dtype=bool)
-        later[starts[has]] = False
-        line_texts = np.where(later, "," + line_texts, line_texts)
-        lines[has] = "[" + np.add.reduceat(line_texts, starts[has]) + "]"
+    lines = col.join_lines(line_texts, counts)
 
-    work_date = np.where(ok, local_day, 0).astype("datetime64[D]").astype("datetime64[s]")
+    work_date = col.date_column(np.where(ok, local_day, col.NAT))
     frame = pd.DataFrame(
         {
             "assignar_id": rid,

@@ -35,6 +35,11 @@ _SPECS: dict[str, Spec] = {
 }
 
 
+def staging_kinds(entity: str) -> dict[str, str]:
+    """The staging frame's columns and their kinds (see `columns`) for an entity."""
+    return dict(_SPECS[entity].kinds)
+
+
 # --------------------------------------------------------------------------- running pandera
 _BUILT_IN_MESSAGES = {
     "not_nullable": "must not be null",
