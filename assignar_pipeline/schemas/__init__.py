@@ -4,8 +4,15 @@
 record becomes either a row for its staging table (`assignar_pipeline.pay.tables.STAGING`) or a
 `Quarantined` entry whose reason names the field(s) and the rule.
 
-How a chunk is checked, in three steps:
+How a chunk is checked: a clean path for the bulk, and the detailed path for the rest.
 
+0. The screen (timesheets and orders, in their modules): the chunk's fields are read into
+   columns in one pass over the dicts, nested lists (activity entries, order activities) become
+   child arrays with a parent index, and types, shapes, ranges and cross-field rules are checked
+   with numpy/pandas over the whole chunk. Records it vouches for become rows there and then.
+   It is conservative: anything unusual (a value of the wrong type, a date-time shape the API
+   does not use, a duplicate id) only sends that record to the detailed path below, which
+   decides and names the reasons. Projects and workers (small) always take the detailed path.
 1. A pre-pass reads each record into typed values: ids and minutes as ints, dates as ordinals,
    instants as microseconds since the epoch (for the checks) next to the parsed values (for the
    row). Values that cannot be read at all (a string where an id belongs, "not-a-date", a number
@@ -16,8 +23,11 @@ How a chunk is checked, in three steps:
    Nested lists (timesheet activity entries, order activities) get a frame of their own whose
    failures are reported against the parent record. `SchemaErrors.failure_cases` is mapped back to
    row positions, so one bad record never hides another's errors nor blocks the good ones.
-3. Valid records become rows: the staging table's columns except connection_id, fetched_at and
-   voided_at, with `content_hash` = sha256 of the row's other values serialised canonically.
+3. Valid records of both paths become one frame in input order (`Validated.frame`, see
+   `columns`): the staging table's columns except connection_id, fetched_at and voided_at, with
+   `content_hash` = sha256 of the row's other values serialised canonically (the bytes orjson
+   gives for the row dict with sorted keys, built column-wise). `Validated.rows` gives the same
+   rows as dicts, built on first use.
 
 Mapping choices (the simulator in `assignar_pipeline/simulator/` stands in for the API):
 
