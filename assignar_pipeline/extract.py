@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -202,7 +203,7 @@ def _refresh(
         validated = validate(entity, records, timezone=connection.timezone)
         frame = validated.frame
         if local_scope is not None:
-            frame = frame[[local_scope(r) for r in validated.rows]]
+            frame = frame[np.array([local_scope(r) for r in validated.rows], dtype=bool)]
         ids = frame["assignar_id"].tolist()
         result.fetched += len(frame) + len(validated.quarantined)
         if len(validated.frame):
