@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -31,7 +32,7 @@ from assignar_pipeline.staging import (
     refresh_statistics,
     release_quarantine,
     release_stale_quarantine,
-    stage_rows,
+    stage_frame,
     void_vanished,
 )
 from assignar_pipeline.synclog import log_result
@@ -188,21 +189,23 @@ def _refresh(
     )
     for records in _chunks(pages, CHUNK_RECORDS):
         validated = validate(entity, records, timezone=connection.timezone)
-        rows = [r for r in validated.rows if local_scope is None or local_scope(r)]
-        result.fetched += len(rows) + len(validated.quarantined)
-        stamps = [r["modified_time"] for r in validated.rows]
-        if result.newest is not None:
-            stamps.append(result.newest)
-        result.newest = max(stamps, default=None)
-        seen.update(r["assignar_id"] for r in rows)
+        frame = validated.frame
+        if local_scope is not None:
+            frame = frame[np.array([local_scope(r) for r in validated.rows], dtype=bool)]
+        ids = frame["assignar_id"].tolist()
+        result.fetched += len(frame) + len(validated.quarantined)
+        if len(validated.frame):
+            newest = validated.frame["modified_time"].max().to_pydatetime()
+            result.newest = newest if result.newest is None else max(result.newest, newest)
+        seen.update(ids)
         seen.update(int(q.assignar_id) for q in validated.quarantined if _is_int(q.assignar_id))
         unidentified |= not all(_is_int(q.assignar_id) for q in validated.quarantined)
         with engine.begin() as conn:
             lock_connection(conn, connection.id)
-            counts = stage_rows(conn, entity, connection.id, rows, fetch_started_at)
+            counts = stage_frame(conn, entity, connection.id, frame, fetch_started_at)
             written += counts.inserted + counts.updated
             result.counts.add(counts)
-            release_quarantine(conn, entity, connection.id, (r["assignar_id"] for r in rows), now())
+            release_quarantine(conn, entity, connection.id, ids, now())
             result.quarantined += quarantine_records(
                 conn,
                 entity,

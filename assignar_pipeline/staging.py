@@ -9,22 +9,21 @@ against what is stored, one bulk statement writes what changed (COPY + merge on 
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.types import TypeDecorator
 
 from assignar_pipeline.pay.tables import STAGING, quarantine
-from assignar_pipeline.schemas import Quarantined
+from assignar_pipeline.pay.types import UtcDateTime
+from assignar_pipeline.schemas import Quarantined, rows_frame, staging_kinds
 
 #: Ids per classification query: well under SQLite's bound-parameter limit.
 CLASSIFY_CHUNK = 5_000
@@ -60,54 +59,95 @@ def stage_rows(
     rows: Sequence[dict[str, Any]],
     fetched_at: datetime,
 ) -> StageCounts:
-    """Upsert validated rows for one connection; returns what happened to them."""
+    """Upsert validated rows (dicts, as `Validated.rows`) for one connection."""
+    return stage_frame(
+        conn, entity, connection_id, rows_frame(staging_kinds(entity), list(rows)), fetched_at
+    )
+
+
+def stage_frame(
+    conn: Connection,
+    entity: str,
+    connection_id: int,
+    frame: pd.DataFrame,
+    fetched_at: datetime,
+) -> StageCounts:
+    """Upsert validated rows (`Validated.frame`) for one connection; returns what happened.
+
+    Per chunk: one SELECT of the stored versions, the newer-wins classification in pandas, and
+    one bulk statement for what changed (COPY + merge on PostgreSQL, one executemany on SQLite).
+    """
     table = STAGING[entity]
     counts = StageCounts()
     dated = "work_date" in table.c
-    for start in range(0, len(rows), CLASSIFY_CHUNK):
-        chunk = rows[start : start + CLASSIFY_CHUNK]
-        stored = {
-            row.assignar_id: row
-            for row in conn.execute(
-                sa.select(
-                    table.c.assignar_id,
-                    table.c.modified_time,
-                    table.c.content_hash,
-                    table.c.voided_at,
-                    *([table.c.work_date] if dated else []),
-                ).where(
-                    table.c.connection_id == connection_id,
-                    table.c.assignar_id.in_([r["assignar_id"] for r in chunk]),
-                )
-            )
-        }
-        writes = []
-        for row in chunk:
-            old = stored.get(row["assignar_id"])
-            if old is None:
-                counts.inserted += 1
-            elif row["modified_time"] < old.modified_time:
-                counts.stale += 1
-                continue
-            elif (
-                row["modified_time"] == old.modified_time
-                and row["content_hash"] == old.content_hash
-                and not (old.voided_at and old.voided_at < fetched_at)
-            ):
-                counts.unchanged += 1
-                continue
-            else:
-                counts.updated += 1
-            if dated:
-                counts.dates[row["work_date"]] += 1
-                if old is not None and old.work_date != row["work_date"]:
-                    counts.dates[old.work_date] += 1
-            writes.append(
-                {**row, "connection_id": connection_id, "fetched_at": fetched_at, "voided_at": None}
-            )
-        if writes:
-            _upsert(conn, table, writes)
+    for start in range(0, len(frame), CLASSIFY_CHUNK):
+        chunk = frame.iloc[start : start + CLASSIFY_CHUNK]
+        stored = _stored_versions(conn, table, connection_id, chunk["assignar_id"], dated)
+        merged = chunk.merge(stored, on="assignar_id", how="left", suffixes=("", "_old"))
+        new = merged["modified_time_old"].isna().to_numpy()
+        stale = ~new & (merged["modified_time"] < merged["modified_time_old"]).to_numpy()
+        voided_before = (merged["voided_at_old"] < pd.Timestamp(fetched_at)).to_numpy()
+        unchanged = (
+            ~new
+            & ~stale
+            & (merged["modified_time"] == merged["modified_time_old"]).to_numpy()
+            & (merged["content_hash"] == merged["content_hash_old"]).to_numpy()
+            & ~voided_before
+        )
+        updated = ~new & ~stale & ~unchanged
+        counts.inserted += int(new.sum())
+        counts.updated += int(updated.sum())
+        counts.unchanged += int(unchanged.sum())
+        counts.stale += int(stale.sum())
+        if dated:
+            moved = updated & (merged["work_date"] != merged["work_date_old"]).to_numpy()
+            counts.dates.update(_day_counts(merged["work_date"][new | updated]))
+            counts.dates.update(_day_counts(merged["work_date_old"][moved]))
+        writes = new | updated
+        if writes.any():
+            _upsert(conn, table, chunk[writes], connection_id, fetched_at)
     return counts
+
+
+def _stored_versions(
+    conn: Connection, table: sa.Table, connection_id: int, ids: pd.Series, dated: bool
+) -> pd.DataFrame:
+    """assignar_id, modified_time_old, content_hash_old, voided_at_old (and work_date_old) of
+    the stored rows among `ids`."""
+    result = conn.execute(
+        sa.select(
+            table.c.assignar_id,
+            table.c.modified_time,
+            table.c.content_hash,
+            table.c.voided_at,
+            *([table.c.work_date] if dated else []),
+        ).where(
+            table.c.connection_id == connection_id,
+            table.c.assignar_id.in_([int(i) for i in ids]),
+        )
+    ).all()
+    columns = list(zip(*result, strict=True)) if result else [[] for _ in range(4 + dated)]
+    stored = {
+        "assignar_id": pd.array(columns[0], dtype="Int64"),
+        "modified_time_old": _utc_series(columns[1]),
+        "content_hash_old": pd.Series(columns[2], dtype=object),
+        "voided_at_old": _utc_series(columns[3]),
+    }
+    if dated:
+        stored["work_date_old"] = pd.Series(
+            [None if d is None else datetime(d.year, d.month, d.day) for d in columns[4]],
+            dtype="datetime64[s]",
+        )
+    return pd.DataFrame({k: pd.Series(v).reset_index(drop=True) for k, v in stored.items()})
+
+
+def _utc_series(values: Sequence[datetime | None]) -> pd.Series:
+    naive = [None if v is None else v.astimezone(UTC).replace(tzinfo=None) for v in values]
+    return pd.Series(naive, dtype="datetime64[us]").dt.tz_localize(UTC)
+
+
+def _day_counts(days: pd.Series) -> Counter[date]:
+    return Counter({day.date(): int(n) for day, n in days.dropna().value_counts().items()})
 
 
 def refresh_statistics(conn: Connection, tables: Sequence[sa.Table], written: int) -> None:
@@ -125,69 +165,111 @@ def refresh_statistics(conn: Connection, tables: Sequence[sa.Table], written: in
         conn.exec_driver_sql(f"ANALYZE {', '.join(t.name for t in tables)}")
 
 
-def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+def _upsert(
+    conn: Connection, table: sa.Table, frame: pd.DataFrame, connection_id: int, fetched_at: datetime
+) -> None:
     """Insert or replace whole rows keyed by (connection_id, assignar_id).
 
     The newer-wins guard is repeated in SQL so that the statement stays correct even if another
     writer got in between classification and write (it cannot under the connection lock, but the
-    database is the last line of defence).
+    database is the last line of defence). Identifiers come from our own table definitions,
+    never from input.
     """
     key = ["connection_id", "assignar_id"]
     columns = [c.name for c in table.columns]
+    constants = {"connection_id": connection_id, "fetched_at": fetched_at, "voided_at": None}
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    guard = f"WHERE excluded.modified_time >= {table.name}.modified_time"
     if conn.dialect.name == "postgresql":
-        _copy_upsert(conn, table, columns, key, rows)
+        temp = f"tmp_{table.name}"
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table.name} INCLUDING DEFAULTS) "
+            "ON COMMIT DELETE ROWS"
+        )
+        conn.exec_driver_sql(f"TRUNCATE {temp}")
+        cells = [
+            _copy_cells(table.c[c], frame.get(c), constants.get(c), len(frame)) for c in columns
+        ]
+        lines = cells[0]
+        for column in cells[1:]:
+            lines = lines + "," + column
+        buffer = io.StringIO("".join(lines + "\n"))
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.copy_expert(
+            f"COPY {temp} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')",
+            buffer,
+        )
+        conn.exec_driver_sql(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
+            f"SELECT {', '.join(columns)} FROM {temp} "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} {guard}"
+        )
         return
-    statement = sqlite_insert(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=key,
-        set_={c: statement.excluded[c] for c in columns if c not in key},
-        where=statement.excluded.modified_time >= table.c.modified_time,
-    )
-    conn.execute(statement, rows)
-
-
-def _copy_upsert(
-    conn: Connection, table: sa.Table, columns: list[str], key: list[str], rows: list[dict]
-) -> None:
-    """PostgreSQL: COPY into a temporary table, then one INSERT … ON CONFLICT merge."""
-    temp = f"tmp_{table.name}"
-    conn.exec_driver_sql(
-        f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table.name} INCLUDING DEFAULTS) "
-        "ON COMMIT DELETE ROWS"
-    )
-    conn.exec_driver_sql(f"TRUNCATE {temp}")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in rows:
-        writer.writerow([_copy_value(table.c[c], row.get(c)) for c in columns])
-    buffer.seek(0)
-    cursor = conn.connection.dbapi_connection.cursor()
-    cursor.copy_expert(
-        f"COPY {temp} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer
-    )
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
-    # Identifiers come from our own table definitions, never from input.
+    values = [
+        _sqlite_values(table.c[c], frame.get(c), constants.get(c), len(frame)) for c in columns
+    ]
     conn.exec_driver_sql(
         f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
-        f"SELECT {', '.join(columns)} FROM {temp} "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} "
-        f"WHERE EXCLUDED.modified_time >= {table.name}.modified_time"
+        f"VALUES ({', '.join('?' for _ in columns)}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} {guard}",
+        list(zip(*values, strict=True)),
     )
 
 
-def _copy_value(column: sa.Column, value: Any) -> str:
-    """One CSV field for COPY, converted the way the column's own type converts it."""
-    if value is not None and isinstance(column.type, TypeDecorator):
-        value = column.type.process_bind_param(value, None)
-    if value is None:
-        return "\\N"
-    if isinstance(value, list | dict):
-        return json.dumps(value, separators=(",", ":"), sort_keys=True)
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
+# Values as the column types would bind them: instants as naive UTC "YYYY-MM-DD HH:MM:SS.ffffff"
+# (SQLAlchemy's SQLite storage format, which SQLite compares as text), dates "YYYY-MM-DD".
+def _sqlite_values(column: sa.Column, values: pd.Series | None, constant: Any, n: int) -> list:
+    if values is None:
+        if isinstance(constant, datetime):
+            constant = _timestamp_text(pd.Series([constant]).astype("datetime64[us, UTC]"))[0]
+        return [constant] * n
+    missing = values.isna().to_numpy()
+    if isinstance(column.type, UtcDateTime):
+        out = _timestamp_text(values)
+    elif isinstance(column.type, sa.Date):
+        out = np.datetime_as_string(values.to_numpy(), unit="D").astype(object)
+    elif isinstance(column.type, sa.Boolean):
+        out = values.to_numpy(dtype=bool, na_value=False).astype(np.int64).astype(object)
+    elif isinstance(column.type, sa.Integer):
+        out = values.to_numpy(dtype=np.int64, na_value=0).astype(object)
+    else:  # text, and JSON already as its text
+        out = values.to_numpy(dtype=object)
+    return np.where(missing, None, out).tolist() if missing.any() else out.tolist()
+
+
+def _copy_cells(column: sa.Column, values: pd.Series | None, constant: Any, n: int) -> np.ndarray:
+    """CSV fields for COPY: NULL as an unquoted \\N, text always quoted (so "\\N" is text)."""
+    if values is None:
+        if constant is None:
+            return np.full(n, "\\N", dtype=object)
+        values = pd.Series([constant] * n)
+        if isinstance(constant, datetime):
+            values = values.astype("datetime64[us, UTC]")
+    missing = values.isna().to_numpy()
+    if isinstance(column.type, UtcDateTime):
+        out = _timestamp_text(values)
+    elif isinstance(column.type, sa.Date):
+        out = np.datetime_as_string(values.to_numpy(), unit="D").astype(object)
+    elif isinstance(column.type, sa.Boolean):
+        out = np.where(values.to_numpy(dtype=bool, na_value=False), "t", "f").astype(object)
+    elif isinstance(column.type, sa.Integer):
+        out = values.to_numpy(dtype=np.int64, na_value=0).astype(str).astype(object)
+    else:  # text, and JSON already as its text
+        text = values.to_numpy(dtype=object)
+        out = np.array(
+            [
+                "" if m else '"' + t.replace('"', '""') + '"'
+                for t, m in zip(text, missing, strict=True)
+            ],
+            dtype=object,
+        )
+    return np.where(missing, "\\N", out) if missing.any() else out
+
+
+def _timestamp_text(values: pd.Series) -> np.ndarray:
+    wall = values.dt.tz_convert(UTC).dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+    text = np.datetime_as_string(wall, unit="us").astype(object)
+    return np.array([t[:10] + " " + t[11:] for t in text], dtype=object)
 
 
 def void_vanished(
