@@ -42,7 +42,7 @@ format: sync ## Fix lint findings that are safe to fix, then format
 run: sync ## Start the Assignar simulator and the Dagster UI (Ctrl-C stops both)
 	scripts/run.sh
 
-bench: sync ## Benchmarks at full scale (about 55 min, 8 GB): appends to bench/RESULTS.md
+bench: sync ## Benchmarks, scale 0.1 over 3 years (sized for 20 min; BENCH_ARGS="--scale 1": whole large tenant, ~1 h, 8 GB; --days N: shorter history): appends to bench/RESULTS.md
 	$(RUN) --group bench python -m bench $(BENCH_ARGS)
 
 bench-small: sync ## The same benchmarks on a small tenant (a few minutes)

@@ -1,9 +1,17 @@
-"""The benchmark's Pay team: a customer whose Pay already holds every Assignar worker.
+"""The benchmark's Pay team: a customer whose Pay already knows every Assignar worker and project.
 
-A team whose employees Pay does not know would hold every timesheet on a Worker Mismatch
-conflict, and the benchmark would measure conflicts instead of loading. So the bench team has an
-employee for each Assignar worker with the same employee number (the first key matching tries),
-no projects (they are created from Assignar's) and no pay rates (nothing to disagree with).
+A timesheet whose worker or project Pay does not know waits on a conflict, and the benchmark
+would measure holds instead of loading. So the bench team has:
+
+- an employee for each Assignar employee number (the first key matching tries). Two accounts of
+  one person share a number in Assignar; both link to that one employee;
+- an employee for each worker without an employee number (the simulator leaves every 12th
+  blank, as real tenants do), with the worker's email (matching's second key) and a payroll
+  number Pay gave it (`ASG-<Assignar id>`: Pay's numbers are unique, Assignar has none to copy);
+- a project for each Assignar project, with its code (`external_id`, matching's first key), so
+  near-duplicate projects ("Metro North Tunnel" and "Metro North Tunnel ") each link to their
+  own project instead of waiting on a Duplicate Project conflict;
+- no pay rates (nothing to disagree with).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from assignar_pipeline.client import AssignarClient
+from assignar_pipeline.extract import RESOURCES
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.pay.seed import seed_demo
 
@@ -26,6 +35,9 @@ def bench_team(engine: Engine, client: AssignarClient) -> int:
         client.iter_records(
             "users", fields=["id", "employee_id", "first_name", "last_name", "email"]
         )
+    )
+    projects = list(
+        client.iter_records(RESOURCES["projects"], fields=["id", "name", "external_id"])
     )
     with engine.begin() as conn:
         owner = conn.execute(
@@ -48,16 +60,35 @@ def bench_team(engine: Engine, client: AssignarClient) -> int:
              for f in ("integrations", "job_costing")],
         )  # fmt: skip
         conn.execute(t.team_member.insert().values(team_id=team, user_id=user, role_id=owner))
-        # Assignar lets two workers share an employee number (the simulator's tenant does, as
-        # real ones do); Pay does not: the first keeps it, the other waits on a conflict.
-        numbered = {w["employee_id"]: w for w in reversed(workers) if w.get("employee_id")}
-        conn.execute(
-            t.employee.insert(),
-            [
-                {"team_id": team, "employee_number": w["employee_id"],
-                 "first_name": w["first_name"] or "?", "last_name": w["last_name"] or "?",
-                 "email": w["email"], "status": "active", "origin": "manual"}
-                for w in numbered.values()
-            ],
-        )  # fmt: skip
+        conn.execute(t.employee.insert(), employees(team, workers))
+        known: set[str] = set()
+        rows = []
+        for p in projects:
+            code = (p.get("external_id") or "").strip() or f"ASG-P{p['id']}"
+            if code.casefold() in known:
+                continue  # Pay's codes are unique: a second one links to the first by code
+            known.add(code.casefold())
+            rows.append({"team_id": team, "code": code, "name": p["name"] or code,
+                         "status": "active", "origin": "manual"})  # fmt: skip
+        if rows:
+            conn.execute(t.project.insert(), rows)
     return team
+
+
+def employees(team: int, workers: list[dict]) -> list[dict]:
+    """One Pay employee per Assignar employee number, and one per worker without a number."""
+    # Two accounts of one person share an employee number (the simulator's tenant has such a
+    # pair, as real ones do); Pay's numbers are unique: one employee, both accounts link to it.
+    numbered = {w["employee_id"]: w for w in reversed(workers) if w.get("employee_id")}
+    rows = [
+        {"team_id": team, "employee_number": number, "email": w["email"],
+         "first_name": w["first_name"] or "?", "last_name": w["last_name"] or "?"}
+        for number, w in numbered.items()
+    ]  # fmt: skip
+    rows += [
+        {"team_id": team, "employee_number": f"ASG-{w['id']}", "email": w["email"],
+         "first_name": w["first_name"] or "?", "last_name": w["last_name"] or "?"}
+        for w in workers
+        if not w.get("employee_id")
+    ]  # fmt: skip
+    return [{**r, "status": "active", "origin": "manual"} for r in rows]
