@@ -208,7 +208,7 @@ def change_tenants(server: SimulatorServer, keys: list[str], share: float) -> li
                     if r["status"].startswith("APPROVED")][-2:]  # fmt: skip
         for record in approved:
             hours, mins = map(int, record["total_time"].split(":"))
-            shorter = hours * 60 + mins - 15
+            shorter = max(15, hours * 60 + mins - 15)
             sim.update("timesheets-expanded", record["id"],
                        {"total_time": f"{shorter // 60:02d}:{shorter % 60:02d}"})  # fmt: skip
     return picked
