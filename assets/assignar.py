@@ -18,7 +18,7 @@ from assignar_pipeline.alerts import FINDINGS_KEY, findings_metadata
 from assignar_pipeline.checks import open_quarantine, quarantine_description, quarantine_findings
 from assignar_pipeline.entities import BY_NAME
 from assignar_pipeline.extract import ExtractResult
-from assignar_pipeline.sync import extract_for, imports
+from assignar_pipeline.steps import extract_for, imports
 from assignar_pipeline.synclog import note_run, run_kind
 from resources.assignar import AssignarResource
 from resources.pay import PayDatabaseResource

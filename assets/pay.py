@@ -35,7 +35,7 @@ from assignar_pipeline.reconcile.conflicts import (
     WORKER_MISMATCH,
 )
 from assignar_pipeline.reconcile.rates import refresh_stale_rates
-from assignar_pipeline.sync import LoadResult, load_for, loadable
+from assignar_pipeline.steps import LoadResult, load_for, loadable
 from resources.assignar import AssignarResource
 from resources.pay import PayDatabaseResource
 from resources.scope import SyncScope

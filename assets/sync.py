@@ -20,7 +20,7 @@ from assignar_pipeline.connections import ConnectionsError
 from assignar_pipeline.entities import ENTITIES, SNAPSHOTS
 from assignar_pipeline.runs import OPERATION_TAG, SYNC
 from assignar_pipeline.status import failed_in_run, sync_status
-from assignar_pipeline.sync import load_for
+from assignar_pipeline.steps import load_for
 from assignar_pipeline.sync_settings import (
     SettingsChange,
     SettingsError,

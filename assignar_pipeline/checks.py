@@ -28,8 +28,8 @@ from assignar_pipeline.pay.tables import (
     timesheet_adjustment,
 )
 from assignar_pipeline.reconcile.conflicts import KIND_LABELS
+from assignar_pipeline.reconcile.policy import APPROVED_STATUSES
 from assignar_pipeline.reconcile.queries import list_conflicts
-from assignar_pipeline.reconcile.settings import APPROVED_STATUSES
 from assignar_pipeline.status import ConnectionStatus, connection_status
 from assignar_pipeline.windows import format_window
 

@@ -33,6 +33,7 @@ from assignar_pipeline.pay import tables
 from assignar_pipeline.pay.database import create_pay_engine, database_url, migrate
 from assignar_pipeline.pay.seed import seed_demo
 from assignar_pipeline.reconcile.conflicts import KIND_LABELS, KIND_OPTIONS, kind_named
+from assignar_pipeline.reconcile.policy import set_thresholds, thresholds_for
 from assignar_pipeline.reconcile.queries import (
     STATUSES,
     ConflictView,
@@ -40,8 +41,7 @@ from assignar_pipeline.reconcile.queries import (
     show_conflict,
 )
 from assignar_pipeline.reconcile.resolve import Choice, ResolutionError, resolve_conflicts
-from assignar_pipeline.reconcile.settings import set_thresholds, thresholds_for
-from assignar_pipeline.settings import Region, endpoints_for
+from assignar_pipeline.regions import Region, endpoints_for
 from assignar_pipeline.simulator.cli import simulator
 from assignar_pipeline.status import connection_status
 from assignar_pipeline.windows import format_window

@@ -34,7 +34,7 @@ from assignar_pipeline.errors import (
     UnavailableError,
     WrongRegionError,
 )
-from assignar_pipeline.settings import (
+from assignar_pipeline.regions import (
     SCOPE,
     TOKEN_URL,
     Endpoints,

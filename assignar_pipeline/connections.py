@@ -22,7 +22,7 @@ from assignar_pipeline.client import AssignarClient, RetryPolicy
 from assignar_pipeline.errors import AssignarError
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.ratelimit import SharedTokenBucket, account_key
-from assignar_pipeline.settings import Endpoints, Region, Secret, endpoints_for
+from assignar_pipeline.regions import Endpoints, Region, Secret, endpoints_for
 
 #: The permission a Pay role needs to connect or disconnect integrations (pay-domain.md §1.3).
 MANAGE_INTEGRATIONS = "integrations.manage"

@@ -36,7 +36,7 @@ from assignar_pipeline.connections import ConnectionRow, all_connections
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.pay.database import SNAPSHOT_READ
 from assignar_pipeline.reconcile.conflicts import KIND_LABELS
-from assignar_pipeline.reconcile.settings import thresholds_for
+from assignar_pipeline.reconcile.policy import thresholds_for
 
 FORMAT = "assignar-pay-export"
 VERSION = 1

@@ -56,6 +56,11 @@ from assignar_pipeline.reconcile.matching import (
     match_worker,
 )
 from assignar_pipeline.reconcile.normalize import norm_code, norm_email, norm_name
+from assignar_pipeline.reconcile.policy import (
+    APPROVED_STATUSES,
+    LOCKED_STATUSES,
+    thresholds_for,
+)
 from assignar_pipeline.reconcile.rates import (
     ORDINARY,
     RATE_UNIT,
@@ -67,11 +72,6 @@ from assignar_pipeline.reconcile.rates import (
     price_hash,
     rate_fingerprint,
     show_rate,
-)
-from assignar_pipeline.reconcile.settings import (
-    APPROVED_STATUSES,
-    LOCKED_STATUSES,
-    thresholds_for,
 )
 from assignar_pipeline.staging import refresh_statistics
 

@@ -45,7 +45,7 @@ from assignar_pipeline.pay.tables import (
 )
 from assignar_pipeline.reconcile.conflicts import KIND_LABELS, short
 from assignar_pipeline.reconcile.rates import refresh_rates
-from assignar_pipeline.sync import LoadResult, extract_for, load_for, loadable
+from assignar_pipeline.steps import LoadResult, extract_for, load_for, loadable
 
 #: The entity of each sync_hold row, which names one record ("timesheet").
 HOLD_ENTITIES = {e.singular: e.name for e in ENTITIES}

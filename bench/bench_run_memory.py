@@ -87,7 +87,7 @@ def _run_child(env: dict[str, str], step: str, first: date, last: date) -> dict:
 def main() -> None:
     from assignar_pipeline.connections import ConnectionRequest, connect
     from assignar_pipeline.pay.database import create_pay_engine, migrate
-    from assignar_pipeline.settings import Endpoints
+    from assignar_pipeline.regions import Endpoints
     from bench.payteam import OWNER, bench_team
     from bench.run import CLIENT_ID, SECRET, ZONE, Simulator, client_for, load
     from tests.support.postgres import TemporaryPostgres

@@ -34,7 +34,7 @@ from assignar_pipeline.extract import (
     WINDOW_FIELDS,
     split_window,
 )
-from assignar_pipeline.settings import SCOPE
+from assignar_pipeline.regions import SCOPE
 
 #: The tables a full import writes per dated record, in the order COPY fills them.
 LOADED_TABLES = (

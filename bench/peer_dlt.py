@@ -29,7 +29,7 @@ from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from dlt.sources.rest_api import rest_api_source
 
 from assignar_pipeline.extract import CONFIRMED_ORDER_STATUSES, FIELDS, PAGE_SIZE
-from assignar_pipeline.settings import SCOPE
+from assignar_pipeline.regions import SCOPE
 
 
 @configspec

@@ -48,7 +48,7 @@ from assignar_pipeline.client import AssignarClient
 from assignar_pipeline.connections import ConnectionRequest, connect
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.pay.database import create_pay_engine, migrate
-from assignar_pipeline.settings import Endpoints
+from assignar_pipeline.regions import Endpoints
 from assignar_pipeline.sync_settings import SettingsChange, change_settings
 from bench.dagster_stack import ROOT, DagsterDev, run_seconds, write_instance
 from bench.limits import copy_limit

@@ -28,7 +28,7 @@ import orjson
 
 from assignar_pipeline.client import encode_filters
 from assignar_pipeline.extract import DAYS_PER_FETCH, FIELDS, PAGE_SIZE, WINDOW_FIELDS
-from assignar_pipeline.settings import SCOPE
+from assignar_pipeline.regions import SCOPE
 from assignar_pipeline.simulator import TenantConfig
 from assignar_pipeline.simulator.app import SimulatorApp
 from assignar_pipeline.simulator.auth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET

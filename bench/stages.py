@@ -42,8 +42,8 @@ from assignar_pipeline.extract import (
 from assignar_pipeline.load import OUTCOMES, load_projects, load_timesheets, load_workers
 from assignar_pipeline.pay.database import migrate
 from assignar_pipeline.pay.tables import timesheet, timesheet_line
+from assignar_pipeline.regions import Endpoints
 from assignar_pipeline.schemas import validate
-from assignar_pipeline.settings import Endpoints
 from assignar_pipeline.staging import stage_rows
 from bench.payteam import OWNER, bench_team
 from bench.profile_summary import short_path

@@ -15,7 +15,7 @@ from assignar_pipeline.connections import (
     request_rate,
     secret_from_env,
 )
-from assignar_pipeline.settings import endpoints_for
+from assignar_pipeline.regions import endpoints_for
 
 
 class AssignarResource(dg.ConfigurableResource):

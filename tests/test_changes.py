@@ -15,7 +15,7 @@ from assignar_pipeline.client import AssignarClient
 from assignar_pipeline.connections import active_connections, secret_for
 from assignar_pipeline.cursor import read_cursor
 from assignar_pipeline.pay import tables as t
-from assignar_pipeline.settings import endpoints_for
+from assignar_pipeline.regions import endpoints_for
 from assignar_pipeline.sync_settings import SettingsChange, change_settings
 from tests.support.pipeline import (
     LAST_4_WEEKS,

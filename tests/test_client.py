@@ -29,7 +29,7 @@ from assignar_pipeline.errors import (
     UnavailableError,
     WrongRegionError,
 )
-from assignar_pipeline.settings import API_URLS, TOKEN_URL, Endpoints, Region, endpoints_for
+from assignar_pipeline.regions import API_URLS, TOKEN_URL, Endpoints, Region, endpoints_for
 from assignar_pipeline.simulator import DEFAULT_CLIENT_ID as DEMO_CLIENT_ID
 from assignar_pipeline.simulator import DEFAULT_CLIENT_SECRET as DEMO_CLIENT_SECRET
 from assignar_pipeline.simulator import SimulatorServer
@@ -77,7 +77,7 @@ def all_ids(simulator, resource: str) -> list[int]:
 
 
 def _scope() -> str:
-    from assignar_pipeline.settings import SCOPE
+    from assignar_pipeline.regions import SCOPE
 
     return SCOPE
 

@@ -26,7 +26,7 @@ from assignar_pipeline.connections import (
 from assignar_pipeline.definitions import defs
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.pay.seed import PERSONAL_NAME, seed_demo
-from assignar_pipeline.settings import Endpoints
+from assignar_pipeline.regions import Endpoints
 from assignar_pipeline.simulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from resources.pay import PayDatabaseResource
 from tests.support.pay import cells_containing, table_checksums

@@ -9,9 +9,9 @@ from assignar_pipeline.client import AssignarClient
 from assignar_pipeline.definitions import defs
 from assignar_pipeline.entities import DATED, ENTITIES, SNAPSHOTS, entity
 from assignar_pipeline.pay.tables import STAGING
+from assignar_pipeline.regions import Endpoints
 from assignar_pipeline.runs import CONNECTIONS_TAG, connections_tag, scope_config
 from assignar_pipeline.schemas import validate
-from assignar_pipeline.settings import Endpoints
 from assignar_pipeline.simulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
 

@@ -12,7 +12,7 @@ from assignar_pipeline.client import USERS, AssignarClient, TokenBucket
 from assignar_pipeline.cursor import first_page
 from assignar_pipeline.pay.database import create_pay_engine
 from assignar_pipeline.ratelimit import SharedTokenBucket, account_key
-from assignar_pipeline.settings import Endpoints
+from assignar_pipeline.regions import Endpoints
 
 RATE, REQUESTS_PER_PROCESS = 5.0, 8
 

@@ -13,7 +13,7 @@ import pytest
 from assignar_pipeline.connections import active_connections
 from assignar_pipeline.definitions import defs
 from assignar_pipeline.pay import tables as t
-from assignar_pipeline.sync import load_for
+from assignar_pipeline.steps import load_for
 from resources import AssignarResource, PayDatabaseResource, SyncScope
 from sensors.initial_import import initial_import_sensor
 from tests.support.pipeline import LAST_4_WEEKS, make_pipeline, pay_timesheets

@@ -24,7 +24,7 @@ from assignar_pipeline.pay.database import create_pay_engine, migrate
 from assignar_pipeline.reconcile.resolve import Choice, ResolutionError, resolve_conflicts
 from assignar_pipeline.simulator import TenantConfig
 from assignar_pipeline.status import connection_status
-from assignar_pipeline.sync import load_for
+from assignar_pipeline.steps import load_for
 from resources import PayDatabaseResource
 from resources.notify import NotifyResource
 from tests.support.dagster_web import dagster_webserver

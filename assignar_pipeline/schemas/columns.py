@@ -16,6 +16,7 @@ gives for the row as a dict, so a row hashes the same whichever path produced it
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -26,9 +27,12 @@ import pandas as pd
 from pandas._libs import lib
 from pandas.api.types import infer_dtype
 
-from assignar_pipeline.schemas.common import _CONTROL as CONTROL
-from assignar_pipeline.schemas.common import _CONTROL_MULTILINE as CONTROL_MULTILINE
-from assignar_pipeline.schemas.common import _FIRST_DAY, _LAST_DAY
+#: Dates of work, orders and instants lie within these days.
+FIRST_DAY = date(1990, 1, 1)
+LAST_DAY = date(2100, 12, 31)
+#: Control characters and lone surrogates; tab and newlines are allowed in descriptions only.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 Kinds = Mapping[str, str]  # column name -> kind, in the order of the row dicts
 
@@ -294,7 +298,7 @@ def ordinal_of(text: str) -> int | None:
         day = date.fromisoformat(text)
     except ValueError:
         return None
-    if not _FIRST_DAY <= day <= _LAST_DAY:
+    if not FIRST_DAY <= day <= LAST_DAY:
         return None
     return day.toordinal() - _UNIX_ORDINAL
 

@@ -17,6 +17,12 @@ import orjson
 import pandas as pd
 import pandera.pandas as pa
 
+from assignar_pipeline.schemas.columns import CONTROL as _CONTROL
+from assignar_pipeline.schemas.columns import CONTROL_MULTILINE as _CONTROL_MULTILINE
+from assignar_pipeline.schemas.columns import FIRST_DAY as _FIRST_DAY
+from assignar_pipeline.schemas.columns import LAST_DAY as _LAST_DAY
+from assignar_pipeline.schemas.columns import frame_rows
+
 Entity = Literal["projects", "workers", "timesheets", "orders"]
 
 
@@ -54,8 +60,6 @@ class Validated:
     @property
     def rows(self) -> list[dict[str, Any]]:
         if self._rows is None:
-            from assignar_pipeline.schemas.columns import frame_rows
-
             self._rows = frame_rows(self.kinds or {}, self._frame)
         return self._rows
 
@@ -79,8 +83,6 @@ _INT_MAX = 2**31 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 _US = timedelta(microseconds=1)
-_FIRST_DAY = date(1990, 1, 1)
-_LAST_DAY = date(2100, 12, 31)
 _FIRST_DOB = date(1900, 1, 1)
 _FIRST_US = (datetime(1990, 1, 1, tzinfo=UTC) - _EPOCH) // _US
 _END_US = (datetime(2101, 1, 1, tzinfo=UTC) - _EPOCH) // _US
@@ -90,8 +92,6 @@ _CENT = Decimal("0.01")
 _ID_TEXT_LIMIT = 40  # quarantine.assignar_id
 
 # C0/C1 controls, DEL and lone surrogates (which no database encoding accepts).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _DURATION = re.compile(r"([0-9]{1,4}):([0-5][0-9])")
 _CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 _MISSING: Any = object()

@@ -11,7 +11,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from assignar_pipeline.schemas import columns as col
+import assignar_pipeline.schemas.columns as col
 from assignar_pipeline.schemas.common import (
     _CLOCK,
     _CONTROL,

@@ -14,8 +14,11 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from assignar_pipeline.schemas import columns as col
-from assignar_pipeline.schemas import orders, projects, timesheets, workers
+import assignar_pipeline.schemas.columns as col
+import assignar_pipeline.schemas.orders as orders
+import assignar_pipeline.schemas.projects as projects
+import assignar_pipeline.schemas.timesheets as timesheets
+import assignar_pipeline.schemas.workers as workers
 from assignar_pipeline.schemas.common import (
     Entity,
     Errors,

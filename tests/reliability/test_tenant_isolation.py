@@ -23,7 +23,7 @@ from assignar_pipeline.connections import (
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.pay.database import create_pay_engine, migrate
 from assignar_pipeline.pay.seed import seed_demo
-from assignar_pipeline.settings import Endpoints
+from assignar_pipeline.regions import Endpoints
 from assignar_pipeline.simulator import DEFAULT_CLIENT_ID
 from tests.reliability import harness
 from tests.support.pipeline import DEMO_OWNER, Pipeline, add_team, make_pipeline
