@@ -222,7 +222,7 @@ def _launch(
         title=f"Resolve conflicts: {key}",
         description=f"Dates unblocked by resolve_conflicts run {context.run_id}",
     )
-    return launch_backfill(f"{notify.ui_url()}/graphql", params)
+    return launch_backfill(notify.graphql_url(), params)
 
 
 @dg.job(

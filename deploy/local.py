@@ -159,6 +159,7 @@ class Settings:
             "ASSIGNAR_CLIENT_ID": DEMO_CLIENT_ID,
             "ASSIGNAR_CLIENT_SECRET": DEMO_SECRET,
             "DAGSTER_URL": self.webserver_url,
+            "DAGSTER_GRAPHQL_URL": f"{self.webserver_url}/graphql",
         }
         if self.sensor_interval:
             env["PIPELINE_SENSOR_INTERVAL"] = self.sensor_interval

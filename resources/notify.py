@@ -56,3 +56,10 @@ class NotifyResource(dg.ConfigurableResource):
         return (
             self.dagster_url or os.environ.get("DAGSTER_URL") or "http://127.0.0.1:3000"
         ).rstrip("/")
+
+    def graphql_url(self) -> str:
+        """Where the pipeline's own processes reach the webserver's GraphQL API: the UI's
+        address for people can differ from the one inside a container (DAGSTER_GRAPHQL_URL)."""
+        if self.dagster_url:
+            return f"{self.ui_url()}/graphql"
+        return os.environ.get("DAGSTER_GRAPHQL_URL") or f"{self.ui_url()}/graphql"

@@ -23,7 +23,7 @@ def launch_bulk_imports(
         requests = due(conn, datetime.now(UTC))
     if not requests:
         return dg.SkipReason("No queued bulk import is due.")
-    graphql = f"{notify.ui_url()}/graphql"
+    graphql = notify.graphql_url()
     for request in requests:
         try:
             backfill_id = launch(graphql, request.spec)
