@@ -83,6 +83,9 @@ def _dialect_sql(conn: Connection) -> dict[str, str]:
             "line_minutes": "COALESCE(CAST(l.value ->> 'minutes' AS BIGINT), 0)",
             "line_cost_code": "l.value ->> 'cost_code'",
             "line_ref": "CAST(l.value ->> 'ref' AS BIGINT)",
+            # Keeps the planner from pulling the rate and timesheet lookups up into the joins
+            # on their results, where it evaluated them once per pair of rows.
+            "fence": "OFFSET 0",
         }
     conn.connection.driver_connection.create_function(
         "pipeline_sha256", 1, _sha256_hex, deterministic=True
@@ -105,6 +108,7 @@ def _dialect_sql(conn: Connection) -> dict[str, str]:
         "line_minutes": "COALESCE(CAST(json_extract(l.value, '$.minutes') AS INTEGER), 0)",
         "line_cost_code": "json_extract(l.value, '$.cost_code')",
         "line_ref": "json_extract(l.value, '$.ref')",
+        "fence": "",
     }
 
 
@@ -116,14 +120,25 @@ _APPROVED = (
 # The most specific Pay rate effective on the work date, for one scope (PayRates.resolve).
 _RATE_FOR = """(SELECT r.id FROM pay_rate r
      WHERE r.team_id = :team_id AND r.pay_code_id = :pay_code_id AND {scope}
-       AND r.effective_from <= s.work_date
-       AND (r.effective_to IS NULL OR s.work_date < r.effective_to)
+       AND r.effective_from <= a.work_date
+       AND (r.effective_to IS NULL OR a.work_date < r.effective_to)
      ORDER BY r.effective_from, r.id LIMIT 1)"""
 
+# Each lookup is a subquery on a primary key or index, so the plan does not depend on the
+# statistics of tables a first import has just filled (joins did, and went quadratic).
+_LINK = """(SELECT {column} FROM integration_link l
+     WHERE l.connection_id = :connection_id AND l.entity = '{entity}'
+       AND l.external_id = s.{key})"""
+_LINKS = {
+    "worker_link": _LINK.format(column="1", entity="worker", key="user_assignar_id"),
+    "worker_pay_id": _LINK.format(column="l.pay_id", entity="worker", key="user_assignar_id"),
+    "project_link": _LINK.format(column="1", entity="project", key="project_assignar_id"),
+    "project_pay_id": _LINK.format(column="l.pay_id", entity="project", key="project_assignar_id"),
+}
 _SCOPES = (
-    "r.employee_id = wl.pay_id AND r.project_id = pl.pay_id",
-    "r.employee_id = wl.pay_id AND r.project_id IS NULL",
-    "r.employee_id IS NULL AND r.project_id = pl.pay_id",
+    "r.employee_id = a.employee_id AND r.project_id = a.project_id",
+    "r.employee_id = a.employee_id AND r.project_id IS NULL",
+    "r.employee_id IS NULL AND r.project_id = a.project_id",
     "r.employee_id IS NULL AND r.project_id IS NULL",
 )
 
@@ -174,27 +189,30 @@ FROM (
       {source_hash} AS source_hash,
       {price_hash} AS price_hash
     FROM (
-      SELECT s.assignar_id, s.total_minutes, s.content_hash, s.project_assignar_id,
-        CASE WHEN s.voided_at IS NOT NULL THEN 1 ELSE 0 END AS deleted,
-        CASE WHEN s.voided_at IS NULL AND s.status IN ({approved}) THEN 1 ELSE 0 END AS approved,
-        CASE WHEN s.voided_at IS NOT NULL THEN 'deleted in Assignar'
-             ELSE s.status || ' in Assignar' END AS void_reason,
-        s.status || CASE WHEN s.processed THEN ' (processed)' ELSE '' END AS source_status,
-        {elapsed} AS elapsed_minutes,
-        wl.external_id AS worker_linked, wl.pay_id AS employee_id,
-        pl.external_id AS project_linked, pl.pay_id AS project_id,
+      SELECT a.*,
         (SELECT max(t.id) FROM timesheet t WHERE t.source_connection_id = :connection_id
-           AND t.source_external_id = s.assignar_id) AS current_id,
-        ar.rate AS assignar_rate,
+           AND t.source_external_id = a.assignar_id) AS current_id,
         COALESCE({rate_ids}) AS pay_rate_id
-      FROM staging_timesheet s
-      LEFT JOIN integration_link wl ON wl.connection_id = :connection_id
-           AND wl.entity = 'worker' AND wl.external_id = s.user_assignar_id
-      LEFT JOIN integration_link pl ON pl.connection_id = :connection_id
-           AND pl.entity = 'project' AND pl.external_id = s.project_assignar_id
-      LEFT JOIN assignar_rate ar ON ar.connection_id = :connection_id
-           AND ar.task_assignar_id = s.task_assignar_id AND ar.pay_code = :pay_code
-      WHERE s.connection_id = :connection_id AND s.work_date >= :first AND s.work_date < :end
+      FROM (
+        SELECT s.assignar_id, s.total_minutes, s.content_hash, s.project_assignar_id,
+          s.work_date,
+          CASE WHEN s.voided_at IS NOT NULL THEN 1 ELSE 0 END AS deleted,
+          CASE WHEN s.voided_at IS NULL AND s.status IN ({approved}) THEN 1 ELSE 0
+          END AS approved,
+          CASE WHEN s.voided_at IS NOT NULL THEN 'deleted in Assignar'
+               ELSE s.status || ' in Assignar' END AS void_reason,
+          s.status || CASE WHEN s.processed THEN ' (processed)' ELSE '' END AS source_status,
+          {elapsed} AS elapsed_minutes,
+          {worker_link} AS worker_linked, {worker_pay_id} AS employee_id,
+          {project_link} AS project_linked, {project_pay_id} AS project_id,
+          ar.rate AS assignar_rate
+        FROM staging_timesheet s
+        LEFT JOIN assignar_rate ar ON ar.connection_id = :connection_id
+             AND ar.task_assignar_id = s.task_assignar_id AND ar.pay_code = :pay_code
+        WHERE s.connection_id = :connection_id AND s.work_date >= :first AND s.work_date < :end
+        {fence}
+      ) a
+      {fence}
     ) b
     LEFT JOIN timesheet t ON t.id = b.current_id
     LEFT JOIN pay_rate pr ON pr.id = b.pay_rate_id
@@ -293,6 +311,26 @@ def _prepare(conn: Connection) -> None:
     conn.execute(_plan.delete())
 
 
+def _analyze_never_analyzed(conn: Connection, tables: list[str]) -> None:
+    """ANALYZE (PostgreSQL) the lookup tables the planner knows nothing about yet: without
+    statistics it takes them for empty and picks an index that filters every rate."""
+    if conn.dialect.name != "postgresql":
+        return
+    unknown = (
+        conn.execute(
+            sa.text(
+                "SELECT relname FROM pg_class WHERE relname IN :names AND reltuples < 0"
+            ).bindparams(sa.bindparam("names", expanding=True)),
+            {"names": tables},
+        )
+        .scalars()
+        .all()
+    )
+    if unknown:
+        # Identifiers come from our own list, never from input.
+        conn.exec_driver_sql(f"ANALYZE {', '.join(sorted(unknown))}")
+
+
 def plan_and_write(
     conn: Connection,
     connection: Any,
@@ -303,6 +341,7 @@ def plan_and_write(
     """Classify the window piece's staged timesheets, write the clean ones, and say what is left
     for the per-record code."""
     _prepare(conn)
+    _analyze_never_analyzed(conn, ["pay_rate", "integration_link", "timesheet"])
     sql = _dialect_sql(conn)
     source_hash = sql["sha"].format(_SOURCE_TEXT)
     price_hash = sql["sha"].format(_PRICE_TEXT.format(scope=_SCOPE))
@@ -311,6 +350,8 @@ def plan_and_write(
         plan=PLAN,
         approved=_APPROVED,
         elapsed=sql["elapsed"],
+        fence=sql["fence"],
+        **_LINKS,
         rate_ids=rate_ids if pay_code_id is not None else "NULL",
         source_hash=source_hash,
         price_hash=price_hash,
