@@ -10,6 +10,10 @@ changed: a later upstream change becomes an adjustment conflict.
 
 Each function runs inside the caller's transaction for one connection, so Pay never shows half a
 window, and writes only rows whose content changed, so a re-run leaves Pay byte-for-byte equal.
+
+Timesheets load in two tiers: `timesheet_plan` decides and writes the clean ones in SQL (linked,
+unlocked, Pay's rate agreeing with Assignar's) and `load_timesheets` below goes record by record
+only through the rest, the ones that meet a conflict, a hold or Pay's lock.
 """
 
 from __future__ import annotations
