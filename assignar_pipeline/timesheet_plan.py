@@ -108,7 +108,7 @@ def _dialect_sql(conn: Connection) -> dict[str, str]:
         "line_minutes": "COALESCE(CAST(json_extract(l.value, '$.minutes') AS INTEGER), 0)",
         "line_cost_code": "json_extract(l.value, '$.cost_code')",
         "line_ref": "json_extract(l.value, '$.ref')",
-        "fence": "",
+        "fence": "LIMIT -1 OFFSET 0",  # the same for SQLite's query flattener
     }
 
 
