@@ -192,7 +192,7 @@ FROM (
       SELECT a.*,
         (SELECT max(t.id) FROM timesheet t WHERE t.source_connection_id = :connection_id
            AND t.source_external_id = a.assignar_id) AS current_id,
-        COALESCE({rate_ids}) AS pay_rate_id
+        {rate_ids} AS pay_rate_id
       FROM (
         SELECT s.assignar_id, s.total_minutes, s.content_hash, s.project_assignar_id,
           s.work_date,
@@ -352,7 +352,9 @@ def plan_and_write(
         elapsed=sql["elapsed"],
         fence=sql["fence"],
         **_LINKS,
-        rate_ids=rate_ids if pay_code_id is not None else "NULL",
+        # A team without the ordinary pay code has no rates to look up (SQLite wants
+        # COALESCE to have two arguments at least).
+        rate_ids=f"COALESCE({rate_ids})" if pay_code_id is not None else "NULL",
         source_hash=source_hash,
         price_hash=price_hash,
     )
