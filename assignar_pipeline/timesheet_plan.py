@@ -354,7 +354,7 @@ def plan_and_write(
         **_LINKS,
         # A team without the ordinary pay code has no rates to look up (SQLite wants
         # COALESCE to have two arguments at least).
-        rate_ids=f"COALESCE({rate_ids})" if pay_code_id is not None else "NULL",
+        rate_ids=f"COALESCE({rate_ids})" if pay_code_id is not None else "CAST(NULL AS INTEGER)",
         source_hash=source_hash,
         price_hash=price_hash,
     )
