@@ -285,7 +285,7 @@ _INSERT_LINES = """
 INSERT INTO timesheet_line (timesheet_id, line_no, cost_code, minutes, source_item_ref,
                             pay_code_id, rate, amount, rate_source, pay_rate_id, resolution_id)
 SELECT t.id, x.line_no, x.cost_code, x.minutes, x.ref,
-       CASE WHEN x.rate IS NULL THEN NULL ELSE :pay_code_id END, x.rate,
+       CASE WHEN x.rate IS NULL THEN NULL ELSE CAST(:pay_code_id AS INTEGER) END, x.rate,
        CASE WHEN x.rate IS NULL THEN NULL
             WHEN x.minutes * x.rate >= 0 THEN (x.minutes * x.rate + 3000) / 6000
             ELSE -((3000 - x.minutes * x.rate) / 6000) END,
