@@ -10,6 +10,10 @@ changed: a later upstream change becomes an adjustment conflict.
 
 Each function runs inside the caller's transaction for one connection, so Pay never shows half a
 window, and writes only rows whose content changed, so a re-run leaves Pay byte-for-byte equal.
+
+Timesheets load in two tiers: `timesheet_plan` decides and writes the clean ones in SQL (linked,
+unlocked, Pay's rate agreeing with Assignar's) and `load_timesheets` below goes record by record
+only through the rest, the ones that meet a conflict, a hold or Pay's lock.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from assignar_pipeline import timesheet_plan
 from assignar_pipeline.pay.tables import (
     STAGING,
     employee,
+    pay_code,
     pay_order,
     pay_order_line,
     project,
@@ -116,6 +122,11 @@ class LoadCounts:
         self.minutes[outcome] = self.minutes.get(outcome, 0) + minutes
         if record is not None:
             self.records[record] = outcome
+
+    def add(self, outcome: str, records: int, minutes: int) -> None:
+        """Many records of one outcome at once (the set-based load counts in SQL)."""
+        setattr(self, outcome, getattr(self, outcome) + records)
+        self.minutes[outcome] = self.minutes.get(outcome, 0) + minutes
 
     def merge(self, part: LoadCounts) -> None:
         for name in OUTCOMES:
@@ -523,15 +534,29 @@ def load_timesheets(
     priced at Pay's rate, held while their worker, project or rate waits on a conflict."""
     counts = LoadCounts()
     book = ConflictBook(conn, connection.id, now)
-    workers = links(conn, connection.id, "worker")
-    projects = links(conn, connection.id, "project")
-    worker_conflicts = book.open_by_subject(WORKER_MISMATCH)
-    project_conflicts = book.open_by_subject(DUPLICATE_PROJECT)
-    pricer = _Pricer(conn, connection, book)
-    staged_rows = _staged(conn, "timesheets", connection.id, window)
-    existing = _existing(conn, timesheet, connection.id, [s.assignar_id for s in staged_rows])
+    # The clean path in SQL; what needs a conflict, a hold or a lock decision stays below.
+    pay_code_id = conn.execute(
+        sa.select(pay_code.c.id).where(
+            pay_code.c.team_id == connection.team_id, pay_code.c.code == ORDINARY
+        )
+    ).scalar()
+    tolerance = thresholds_for(conn, connection.id).rate_tolerance
+    planned = timesheet_plan.plan_and_write(conn, connection, window, pay_code_id, tolerance)
+    for outcome, (n, minutes) in planned.totals.items():
+        counts.add(outcome, n, minutes)
+    counts.records.update(planned.records)
+    refresh_statistics(conn, [timesheet, timesheet_line], planned.written)
+    staged_rows = timesheet_plan.remaining_staged(conn, connection.id)
+    timesheet_plan.clear(conn)
     holds: dict[int, Hold] = {}
     writes = _TimesheetWrites(conn)
+    if staged_rows:
+        workers = links(conn, connection.id, "worker")
+        projects = links(conn, connection.id, "project")
+        worker_conflicts = book.open_by_subject(WORKER_MISMATCH)
+        project_conflicts = book.open_by_subject(DUPLICATE_PROJECT)
+        pricer = _Pricer(conn, connection, book)
+        existing = _existing(conn, timesheet, connection.id, [s.assignar_id for s in staged_rows])
     for staged in staged_rows:
         current = existing.get(staged.assignar_id)
         locked = current is not None and (

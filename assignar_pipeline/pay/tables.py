@@ -206,6 +206,15 @@ pay_rate = Table(
     CheckConstraint(
         "effective_to IS NULL OR effective_to > effective_from", name="effective_range"
     ),
+    # The set-based load looks a rate up per scope and work date (timesheet_plan.py).
+    Index(
+        "ix_pay_rate_lookup",
+        "team_id",
+        "pay_code_id",
+        "employee_id",
+        "project_id",
+        "effective_from",
+    ),
 )
 
 # -- Pay: transactions ---------------------------------------------------------------------------
