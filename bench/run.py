@@ -49,6 +49,7 @@ from assignar_pipeline.connections import ConnectionRequest, connect
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.pay.database import create_pay_engine, migrate
 from assignar_pipeline.regions import Endpoints
+from assignar_pipeline.runs import INITIAL_IMPORT, OPERATION_TAG, SYNC, scope_config
 from assignar_pipeline.sync_settings import SettingsChange, change_settings
 from bench.dagster_stack import ROOT, DagsterDev, run_seconds, write_instance
 from bench.limits import copy_limit
@@ -225,7 +226,7 @@ def full_import(args, table: Table, sim: Simulator, dagster: DagsterDev, sampler
     rest (two backfills, so that their run processes' memory can be compared)."""
     print("\n== Initial import (launched by initial_import_sensor)", flush=True)
     before = sim.requests()
-    runs = dagster.wait_runs(600, **{"assignar/operation": "initial_import"})
+    runs = dagster.wait_runs(600, **{OPERATION_TAG: INITIAL_IMPORT})
     assert all(r["status"] == "SUCCESS" for r in runs), runs
     table.add("initial import (snapshots + last 28 days, 1 run)",
               f"{run_seconds(runs):.1f} s run time, {sum(requests_between(before, sim.requests()))}"
@@ -434,8 +435,8 @@ def sync_once(dagster: DagsterDev, sim: Simulator) -> tuple[float, int, int, dic
     started = time.monotonic()
     run_id = dagster.launch_job(
         "sync_assignar",
-        {"resources": {"scope": {"config": {"connections": ["bench"]}}}},
-        {"assignar/operation": "sync"},
+        scope_config(["bench"]),
+        {OPERATION_TAG: SYNC},
     )
     run = dagster.wait_run(run_id, 600)
     wall = time.monotonic() - started
