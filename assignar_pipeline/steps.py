@@ -201,7 +201,7 @@ def _not_loaded(
         engine,
         [c.id for c in connections],
         run_id,
-        f"pay_{entity}",
+        BY_NAME[entity].load_log_entity,
         f"Not loaded into Pay: {why}",
         now,
     )

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from assignar_pipeline.entities import BY_NAME
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.runs import BULK_IMPORT, INITIAL_IMPORT, OPERATION_TAG, SYNC
 
@@ -117,7 +118,7 @@ def log_load(
         conn,
         connection_id,
         run_id,
-        f"pay_{entity}",
+        BY_NAME[entity].load_log_entity,
         started_at=started_at,
         finished_at=finished_at,
         window=window,

@@ -298,6 +298,11 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 # ------------------------------------------------------------------- pandera building blocks
+# Frame models. Frame columns are named after the API fields they come from, so that reasons
+# name those fields. Ids and minutes are Int64, dates are ordinals (Int64), instants are
+# microseconds since the epoch (Int64), text is object (str), flags are boolean. Columns starting
+# with "_" are derived values the cross-field checks compare against; no reason names them.
+#
 # Checks are shared between models: each factory returns a pandera check for the given columns.
 # Nulls never reach a column check (pandera drops them first); nullability is the Field's job.
 

@@ -32,10 +32,7 @@ from assignar_pipeline.schemas.common import (
 )
 
 # --------------------------------------------------------------------------- models
-# Frame columns are named after the API fields they come from, so that reasons name those fields.
-# Ids and minutes are Int64, dates are ordinals (Int64), instants are microseconds since the epoch
-# (Int64), text is object (str), flags are boolean. Columns starting with "_" are derived values
-# the cross-field checks compare against; no reason ever names them.
+# Column conventions: see `common` ("Frame models").
 
 
 class ProjectFrame(pa.DataFrameModel):
