@@ -3,14 +3,17 @@ that starts failing, told once to the data engineers and, for the checks that co
 connection, to its team.
 
 `alert_on_checks` reads each check's evaluations through the instance's event log storage
-(`get_asset_check_execution_history`, which works on every storage, run-sharded SQLite included)
-after a cursor per check, so each evaluation is read once; `assignar_pipeline.alerts` decides
-what changed and whom to tell, and keeps the state in the Pay database, so a restart or a
+(`get_latest_asset_check_execution_by_key` and `get_asset_check_execution_history`, which work on
+every storage, run-sharded SQLite included) after a cursor per check, so each evaluation is read
+once: a tick first asks for the newest evaluation of every check in one query, and reads a check's
+history only when it has something new or an evaluation still running. `assignar_pipeline.alerts`
+decides what changed and whom to tell, and keeps the state in the Pay database, so a restart or a
 re-evaluated tick sends nothing twice. Run failures are told by `run_alert`, which the
 run-status sensors in `sensors/notifications.py` call for every job.
 """
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote, urlencode
 
@@ -110,6 +113,32 @@ def _tell(context, pay, notify, evaluation: Evaluation, recipients: Recipients) 
     return len(alerts)
 
 
+@dataclass
+class CheckCursor:
+    """Per check: the newest evaluation id read (`after`), and the evaluations planned by runs
+    still going (`waiting`), read again once they complete.
+
+    Serialized as `{check: after}` while nothing waits (the form earlier versions wrote, read
+    as such), else `{"after": {...}, "waiting": {...}}`.
+    """
+
+    after: dict[str, int]
+    waiting: dict[str, list[int]]
+
+    @classmethod
+    def parse(cls, text: str | None) -> "CheckCursor":
+        data = json.loads(text) if text else {}
+        if "after" in data and isinstance(data["after"], dict):
+            return cls(dict(data["after"]), {k: list(v) for k, v in data["waiting"].items()})
+        return cls(dict(data), {})
+
+    def dumps(self) -> str:
+        waiting = {name: ids for name, ids in self.waiting.items() if ids}
+        if not waiting:
+            return json.dumps(self.after, sort_keys=True)
+        return json.dumps({"after": self.after, "waiting": waiting}, sort_keys=True)
+
+
 @dg.sensor(
     minimum_interval_seconds=interval(60),
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -120,29 +149,42 @@ def alert_on_checks(
     context: dg.SensorEvaluationContext, pay: PayDatabaseResource, notify: NotifyResource
 ):
     recipients = Recipients.from_env()
-    cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    cursor = CheckCursor.parse(context.cursor)
     storage = context.instance.event_log_storage
+    newest = storage.get_latest_asset_check_execution_by_key(list(CHECKS))
+    runs: dict[str, bool] = {}  # run id -> still running, asked once per tick
+
+    def running(run_id: str) -> bool:
+        if run_id not in runs:
+            run = context.instance.get_run_by_id(run_id)
+            runs[run_id] = run is not None and not run.is_finished
+        return runs[run_id]
+
     told = read = 0
     for key, description in CHECKS.items():
         name = key.to_user_string()
+        latest = newest.get(key)
+        after, waiting = cursor.after.get(name), cursor.waiting.get(name, ())
+        if after is not None and not waiting and (latest is None or latest.id <= after):
+            continue  # nothing new for this check: its history is not read
         records = storage.get_asset_check_execution_history(key, limit=HISTORY_LIMIT)
-        completed = [r for r in records if r.status.value != "PLANNED"]
-        after = cursor.get(name)
         if after is None:  # first sight: the check's current state, not its whole history
-            after = completed[0].id - 1 if completed else 0
-        waiting = None  # the oldest evaluation still running: read again next tick
-        for record in sorted((r for r in records if r.id > after), key=lambda r: r.id):
+            completed = [r.id for r in records if r.status.value != "PLANNED"]
+            after = completed[0] - 1 if completed else 0
+        still_waiting = []
+        for record in sorted(records, key=lambda r: r.id):
+            if record.id <= after and record.id not in waiting:
+                continue
             if record.status.value == "PLANNED":
-                run = context.instance.get_run_by_id(record.run_id)
-                if waiting is None and run is not None and not run.is_finished:
-                    waiting = record.id
+                if running(record.run_id):  # evaluated later: look again next tick
+                    still_waiting.append(record.id)
                 continue
             read += 1
             evaluation = check_evaluation(context.instance, record, notify.ui_url(), description)
             told += _tell(context, pay, notify, evaluation, recipients)
-        newest = max((r.id for r in records), default=after)
-        cursor[name] = waiting - 1 if waiting is not None else max(after, newest)
-    result = {"cursor": json.dumps(cursor, sort_keys=True)}
+        cursor.after[name] = max([after, *(r.id for r in records)])
+        cursor.waiting[name] = still_waiting
+    result = {"cursor": cursor.dumps()}
     if not told:
         result["skip_reason"] = f"{read} check evaluation(s) read; no check changed state."
     return dg.SensorResult(**result)

@@ -25,7 +25,7 @@ from assignar_pipeline.definitions import defs
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.sync_settings import SettingsChange, SettingsError, change_settings
 from resources import PayDatabaseResource
-from sensors.alerts import alert_on_checks
+from sensors.alerts import CheckCursor, alert_on_checks
 from sensors.notifications import notify_on_failure, notify_on_success
 from tests.support.notify import Inbox, WebhookReceiver, notify_resource, smtp_server
 from tests.support.pipeline import LAST_4_WEEKS, make_pipeline
@@ -296,3 +296,16 @@ def test_a_sync_failing_for_one_connection_is_told_for_that_connection(
             ).all()
         )
     assert states == {"demo": "passing", "second": "failing"}
+
+
+def test_the_check_cursor_reads_the_earlier_form_and_keeps_what_waits():
+    """A cursor written before evaluations could wait is read as it was meant; one with a
+    waiting evaluation keeps it, and drops the waiting part once nothing waits."""
+    earlier = CheckCursor.parse('{"a:check": 7}')
+    assert earlier.after == {"a:check": 7} and earlier.waiting == {}
+    assert earlier.dumps() == '{"a:check": 7}'
+    earlier.waiting["a:check"] = [9]
+    again = CheckCursor.parse(earlier.dumps())
+    assert again.after == {"a:check": 7} and again.waiting == {"a:check": [9]}
+    again.waiting["a:check"] = []
+    assert again.dumps() == '{"a:check": 7}'
