@@ -52,7 +52,8 @@ class DagsterDev:
         self.process = subprocess.Popen(
             [str(Path(sys.executable).with_name("dagster")), "dev", "-w", "workspace.yaml",
              "-h", "127.0.0.1", "-p", str(self.port)],
-            cwd=ROOT, env={**self.env, "DAGSTER_HOME": str(self.home)},
+            cwd=ROOT, env={"DAGSTER_EVENT_BATCH_SIZE": "1000", **self.env,
+                            "DAGSTER_HOME": str(self.home)},
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 

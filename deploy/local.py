@@ -42,6 +42,8 @@ DEMO_CLIENT_ID = "demo-client"
 # The simulator's demo credentials (as in `make run`), not a real secret.
 DEMO_SECRET = "demo-secret-change-me"  # noqa: S105
 WORKERS = ("worker1", "worker2")
+#: Dagster stores a ranged run's per-date events in batches of this many (README, Settings).
+EVENT_BATCH_SIZE = "1000"
 
 
 class DeployError(RuntimeError):
@@ -160,6 +162,7 @@ class Settings:
             "ASSIGNAR_CLIENT_SECRET": DEMO_SECRET,
             "DAGSTER_URL": self.webserver_url,
             "DAGSTER_GRAPHQL_URL": f"{self.webserver_url}/graphql",
+            "DAGSTER_EVENT_BATCH_SIZE": EVENT_BATCH_SIZE,
         }
         if self.sensor_interval:
             env["PIPELINE_SENSOR_INTERVAL"] = self.sensor_interval

@@ -25,6 +25,8 @@ export SMTP_HOST=127.0.0.1 SMTP_PORT=$mail_port SMTP_STARTTLS=false
 export NOTIFY_FROM=assignar-pipeline@localhost DAGSTER_URL=$dagster_url
 # The data engineers' alerts (failing checks and jobs, stale data) reach the same mail catcher.
 export ALERT_EMAILS=${ALERT_EMAILS:-data-engineering@example.com}
+# Dagster writes a ranged run's per-date events in batches (README, Settings).
+export DAGSTER_EVENT_BATCH_SIZE=${DAGSTER_EVENT_BATCH_SIZE:-1000}
 connection_key=demo
 # The simulator keeps its tenant (config, "now" and every change made through its control plane)
 # in this file and replays it on a restart, so it keeps agreeing with the Pay database beside it.
