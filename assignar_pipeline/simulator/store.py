@@ -3,8 +3,10 @@
 Each record lives in a fixed slot. Its JSON bytes are stored once so that a 1,000-row page is a
 join of byte strings. Where each top-level field begins in those bytes is kept too (two bytes per
 field and row), so a page with `fields` is cut out of the stored rows by C-level slicing instead of
-parsing and re-serialising them. Top-level scalar values are kept decoded per column (eagerly for
-indexed or commonly filtered fields, lazily for the rest) so filters and sorts never re-parse JSON.
+parsing and re-serialising them; rows so cut are kept per field set (see `Table.project`), so the
+next page with the same `fields` is a join again. Top-level scalar values are kept decoded per
+column (eagerly for indexed or commonly filtered fields, lazily for the rest) so filters and sorts
+never re-parse JSON.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ def normalize(kind: str, value: Any) -> Any:
         return value
     return value
 
+
+#: Field sets whose projected rows a table keeps: clients ask for one or two (the pipeline's); a
+#: client trying many others evicts the least recently used, so memory stays bounded.
+MAX_KEPT_FIELD_SETS = 4
 
 #: Field offsets are unsigned 16-bit: a row longer than this is kept whole only (see `unsplit`).
 MAX_SPLIT_ROW = 0xFFFF
@@ -120,6 +126,9 @@ class Table:
         # Per field (schema order), per slot: where its segment starts in the slot's JSON.
         self.starts: list[array[int]] = [array("H") for _ in self.encoder.names]
         self.unsplit: set[int] = set()  # live slots without offsets: projected by decoding
+        # Per field set asked for, per slot: the row projected to it ("{...}"), None until a
+        # request needs it; every write to a slot sets it back to None (see `_forget_projections`).
+        self.projections: dict[tuple[str, ...], list[bytes | None]] = {}
 
     # ----------------------------------------------------------------- reading
     def __len__(self) -> int:
@@ -181,11 +190,32 @@ class Table:
     def project(self, slots: Sequence[int], fields: Sequence[str]) -> bytes:
         """The rows at `slots` with only `fields` (in that order), comma-separated.
 
-        Each field is cut out of the stored JSON of every row at once, by slicing, never by
-        parsing: a run of fields that follow each other in the schema is one slice per row.
+        Rows are cut once per field set (`_cut`) and kept, so a page of rows already served with
+        the same fields is a join of ready bytes, like a page of whole rows.
         """
         if not slots:
             return b""
+        key = tuple(fields)
+        kept = self.projections.pop(key, None)
+        if kept is None:
+            if len(self.projections) >= MAX_KEPT_FIELD_SETS:
+                del self.projections[next(iter(self.projections))]
+            kept = [None] * len(self.blobs)
+        self.projections[key] = kept  # (re)inserted last: the most recently used
+        rows = [kept[s] for s in slots]
+        if None in rows:
+            missing = [k for k, row in enumerate(rows) if row is None]
+            cut = self._cut([slots[k] for k in missing], fields)
+            for k, row in zip(missing, cut, strict=True):
+                rows[k] = kept[slots[k]] = row
+        return b",".join(rows)  # type: ignore[arg-type]
+
+    def _cut(self, slots: Sequence[int], fields: Sequence[str]) -> list[bytes]:
+        """The rows at `slots` with only `fields` (in that order), each as "{...}".
+
+        Each field is cut out of the stored JSON of every row at once, by slicing, never by
+        parsing: a run of fields that follow each other in the schema is one slice per row.
+        """
         gather = itemgetter(*slots) if len(slots) > 1 else lambda seq: (seq[slots[0]],)
         blobs = gather(self.blobs)
         gathered: dict[int, tuple[int, ...]] = {}
@@ -210,13 +240,13 @@ class Table:
             [b[a : e - 1] for b, a, e in zip(blobs, starts(x), starts(y), strict=True)]
             for x, y in runs
         ]
-        rows = list(map(b",".join, zip(*columns, strict=True)))
+        rows = [b"".join((b"{", b",".join(row), b"}")) for row in zip(*columns, strict=True)]
         if self.unsplit:
             for k, slot in enumerate(slots):
                 if slot in self.unsplit:
                     rec = orjson.loads(blobs[k])
-                    rows[k] = orjson.dumps({f: rec.get(f) for f in fields})[1:-1]
-        return b"".join((b"{", b"},{".join(rows), b"}"))
+                    rows[k] = dumps({f: rec.get(f) for f in fields})
+        return rows
 
     # ----------------------------------------------------------------- writing
     def bulk_load(
@@ -235,6 +265,7 @@ class Table:
         self.blobs = list(blobs)
         self.starts = encoder.starts
         self.unsplit = encoder.unsplit
+        self.projections.clear()
         self.seq = list(range(n))
         self._next_seq = n
         self.order = dict(zip(ids, range(n), strict=True))
@@ -282,6 +313,8 @@ class Table:
             self.blobs.append(blob)
             for column in self.starts:
                 column.append(0)
+            for kept in self.projections.values():
+                kept.append(None)
             self.ids.append(rid)
             self.seq.append(self._next_seq)
             for col in self.cols.values():
@@ -296,6 +329,7 @@ class Table:
             self.blobs[slot] = blob
             self.seq[slot] = self._next_seq
         self._set_starts(slot, starts)
+        self._forget_projections(slot)
         self._next_seq += 1
         self.order[rid] = slot
         for name, col in self.cols.items():
@@ -307,6 +341,12 @@ class Table:
         slot = self.order[rid]
         self.blobs[slot], starts = self.encoder.split(record)
         self._set_starts(slot, starts)
+        self._forget_projections(slot)
+
+    def _forget_projections(self, slot: int) -> None:
+        """The slot's row changed: its projections are cut again when next asked for."""
+        for kept in self.projections.values():
+            kept[slot] = None
 
     def _set_starts(self, slot: int, starts: list[int] | None) -> None:
         if starts is None:
@@ -326,6 +366,7 @@ class Table:
         del self.id_slots[pos]
         self.blobs[slot] = None
         self.unsplit.discard(slot)
+        self._forget_projections(slot)
         for col in self.cols.values():
             col[slot] = None
         return True
