@@ -14,8 +14,8 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate
-from operator import add, itemgetter
+from itertools import accumulate, repeat
+from operator import add, getitem, itemgetter, sub
 from typing import Any
 
 import orjson
@@ -235,12 +235,18 @@ class Table:
                 runs[-1][1] = i + 1
             else:
                 runs.append([i, i + 1])
-        # A segment ends one before the next begins (at its comma, or the closing brace).
-        columns = [
-            [b[a : e - 1] for b, a, e in zip(blobs, starts(x), starts(y), strict=True)]
-            for x, y in runs
-        ]
-        rows = [b"".join((b"{", b",".join(row), b"}")) for row in zip(*columns, strict=True)]
+        # A segment ends one before the next begins (at its comma, or the closing brace). Each
+        # row is one join of its segments and the punctuation between them; every step is a
+        # C-level map over the page's rows.
+        count = len(blobs)
+        parts: list[Iterable[bytes]] = [repeat(b"{", count)]
+        for x, y in runs:
+            if len(parts) > 1:
+                parts.append(repeat(b",", count))
+            ends = map(sub, starts(y), repeat(1, count))
+            parts.append(map(getitem, blobs, map(slice, starts(x), ends)))
+        parts.append(repeat(b"}", count))
+        rows = list(map(b"".join, zip(*parts, strict=True)))
         if self.unsplit:
             for k, slot in enumerate(slots):
                 if slot in self.unsplit:
