@@ -14,7 +14,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate, repeat
+from itertools import accumulate, chain, repeat
 from operator import add, getitem, itemgetter, sub
 from typing import Any
 
@@ -190,8 +190,12 @@ class Table:
     def project(self, slots: Sequence[int], fields: Sequence[str]) -> bytes:
         """The rows at `slots` with only `fields` (in that order), comma-separated.
 
-        Rows are cut once per field set (`_cut`) and kept, so a page of rows already served with
-        the same fields is a join of ready bytes, like a page of whole rows.
+        Each field is cut out of the stored JSON of every row at once, by slicing, never by
+        parsing: a run of fields that follow each other in the schema is one slice per row. What
+        comes before a row's last run (its "head") is cut once per field set and kept; the last
+        run is sliced from the stored row on every request. A page is then a few C-level maps
+        and one join, and a kept field set costs a fraction of the rows' memory: the pipeline's
+        fields end with the long `activity_entries` list, which is not copied to be kept.
         """
         if not slots:
             return b""
@@ -202,57 +206,57 @@ class Table:
                 del self.projections[next(iter(self.projections))]
             kept = [None] * len(self.blobs)
         self.projections[key] = kept  # (re)inserted last: the most recently used
-        rows = [kept[s] for s in slots]
-        if None in rows:
-            missing = [k for k, row in enumerate(rows) if row is None]
-            cut = self._cut([slots[k] for k in missing], fields)
-            for k, row in zip(missing, cut, strict=True):
-                rows[k] = kept[slots[k]] = row
-        return b",".join(rows)  # type: ignore[arg-type]
-
-    def _cut(self, slots: Sequence[int], fields: Sequence[str]) -> list[bytes]:
-        """The rows at `slots` with only `fields` (in that order), each as "{...}".
-
-        Each field is cut out of the stored JSON of every row at once, by slicing, never by
-        parsing: a run of fields that follow each other in the schema is one slice per row.
-        """
+        runs = self._runs(fields)
         gather = itemgetter(*slots) if len(slots) > 1 else lambda seq: (seq[slots[0]],)
         blobs = gather(self.blobs)
-        gathered: dict[int, tuple[int, ...]] = {}
+        heads = list(gather(kept))
+        if None in heads:
+            missing = [k for k, head in enumerate(heads) if head is None]
+            cut = self._heads([slots[k] for k in missing], runs[:-1])
+            for k, head in zip(missing, cut, strict=True):
+                heads[k] = kept[slots[k]] = head
+        tails = self._segments(gather, blobs, *runs[-1])
+        if self.unsplit and not self.unsplit.isdisjoint(slots):
+            # No offsets: the whole projection is the head, made by decoding.
+            for k, slot in enumerate(slots):
+                if slot in self.unsplit:
+                    rec = orjson.loads(blobs[k])
+                    heads[k] = kept[slot] = dumps({f: rec.get(f) for f in fields})[:-1]
+                    tails[k] = b""
+        page = list(chain.from_iterable(zip(heads, tails, repeat(b"},"))))  # type: ignore[arg-type]
+        page[-1] = b"}"
+        return b"".join(page)
 
-        def starts(i: int) -> tuple[int, ...]:
-            found = gathered.get(i)
-            if found is None:
-                # Past the last field: the row's length (its closing brace is one before it).
-                column = self.starts[i] if i < len(self.starts) else list(map(len, blobs))
-                found = gathered[i] = gather(column) if i < len(self.starts) else tuple(column)
-            return found
-
-        runs: list[list[int]] = []  # [first, past last] schema positions
+    def _runs(self, fields: Sequence[str]) -> list[tuple[int, int]]:
+        """[first, past last) schema positions of each run of neighbouring fields, in order."""
+        runs: list[list[int]] = []
         for name in fields:
             i = self.field_pos[name]
             if runs and runs[-1][1] == i:
                 runs[-1][1] = i + 1
             else:
                 runs.append([i, i + 1])
-        # A segment ends one before the next begins (at its comma, or the closing brace). Each
-        # row is one join of its segments and the punctuation between them; every step is a
-        # C-level map over the page's rows.
-        count = len(blobs)
+        return [(x, y) for x, y in runs]
+
+    def _segments(self, gather: Any, blobs: tuple[bytes, ...], x: int, y: int) -> list[bytes]:
+        """Per row, the segment of schema positions [x, y) without its trailing comma."""
+        ends = self.starts[y] if y < len(self.starts) else None
+        # A segment ends one before the next begins (at its comma, or the closing brace).
+        stops = map(sub, map(len, blobs) if ends is None else gather(ends), repeat(1))
+        return list(map(getitem, blobs, map(slice, gather(self.starts[x]), stops)))
+
+    def _heads(self, slots: Sequence[int], runs: list[tuple[int, int]]) -> list[bytes]:
+        """Per row, "{" and the given runs' segments, each followed by a comma."""
+        if not runs:
+            return [b"{"] * len(slots)
+        gather = itemgetter(*slots) if len(slots) > 1 else lambda seq: (seq[slots[0]],)
+        blobs = gather(self.blobs)
+        count = len(slots)
         parts: list[Iterable[bytes]] = [repeat(b"{", count)]
         for x, y in runs:
-            if len(parts) > 1:
-                parts.append(repeat(b",", count))
-            ends = map(sub, starts(y), repeat(1, count))
-            parts.append(map(getitem, blobs, map(slice, starts(x), ends)))
-        parts.append(repeat(b"}", count))
-        rows = list(map(b"".join, zip(*parts, strict=True)))
-        if self.unsplit:
-            for k, slot in enumerate(slots):
-                if slot in self.unsplit:
-                    rec = orjson.loads(blobs[k])
-                    rows[k] = dumps({f: rec.get(f) for f in fields})
-        return rows
+            parts.append(self._segments(gather, blobs, x, y))
+            parts.append(repeat(b",", count))
+        return list(map(b"".join, zip(*parts, strict=True)))
 
     # ----------------------------------------------------------------- writing
     def bulk_load(
