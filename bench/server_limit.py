@@ -10,11 +10,12 @@ with the pipeline's `fields` and once for whole rows. Each page is timed with
 machine is shared). Pieces are spread evenly over the whole range; a run reads `--pages` pages
 per mode. Prints one JSON line per run and a summary (medians over runs).
 
-The simulator keeps the rows of a field set once it has served them, so run 1 with `fields`
-reads them for the first time (they are cut from the whole rows) and later runs read them kept:
-the summary's `fields` figures are the later runs' (with `--runs` > 1), `fields_first_read` is
-run 1's. `--read-all` then reads every row of the tenant with `fields` once, as a full import
-does, and reports the memory with every row's projection kept.
+The simulator keeps the rows of a field set once it has served them, and the pipeline's from
+generation (`ResourceSpec.ready_fields`). Run 1 is the first read of the chosen rows (for a field
+set not made ready, they are cut from the whole rows then), later runs read them kept: the
+summary's `fields` figures are the later runs' (with `--runs` > 1), `fields_first_read` is run
+1's. `--read-all` then reads every row of the tenant with `fields` once, as a full import does,
+and reports the memory with every row's projection kept.
 """
 
 from __future__ import annotations

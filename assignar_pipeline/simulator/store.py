@@ -49,9 +49,11 @@ def normalize(kind: str, value: Any) -> Any:
     return value
 
 
-#: Field sets whose projected rows a table keeps: clients ask for one or two (the pipeline's); a
-#: client trying many others evicts the least recently used, so memory stays bounded.
+#: Field sets whose projected rows a table keeps besides its spec's `ready_fields`: a client trying
+#: many evicts the least recently used, so memory stays bounded.
 MAX_KEPT_FIELD_SETS = 4
+#: Rows projected per step when a ready field set is prepared (bounds the temporary lists).
+READY_CHUNK = 10_000
 
 #: Field offsets are unsigned 16-bit: a row longer than this is kept whole only (see `unsplit`).
 MAX_SPLIT_ROW = 0xFFFF
@@ -199,13 +201,7 @@ class Table:
         """
         if not slots:
             return b""
-        key = tuple(fields)
-        kept = self.projections.pop(key, None)
-        if kept is None:
-            if len(self.projections) >= MAX_KEPT_FIELD_SETS:
-                del self.projections[next(iter(self.projections))]
-            kept = [None] * len(self.blobs)
-        self.projections[key] = kept  # (re)inserted last: the most recently used
+        kept = self._kept(tuple(fields))
         runs = self._runs(fields)
         gather = itemgetter(*slots) if len(slots) > 1 else lambda seq: (seq[slots[0]],)
         blobs = gather(self.blobs)
@@ -226,6 +222,32 @@ class Table:
         page = list(chain.from_iterable(zip(heads, tails, repeat(b"},"))))  # type: ignore[arg-type]
         page[-1] = b"}"
         return b"".join(page)
+
+    def _kept(self, key: tuple[str, ...]) -> list[bytes | None]:
+        """The kept heads of a field set (made empty the first time it is asked for)."""
+        kept = self.projections.get(key)
+        if key in self.spec.ready_fields and kept is not None:
+            return kept
+        kept = self.projections.pop(key, None)
+        if kept is None:
+            asked = [k for k in self.projections if k not in self.spec.ready_fields]
+            if len(asked) >= MAX_KEPT_FIELD_SETS:
+                del self.projections[asked[0]]
+            kept = [None] * len(self.blobs)
+        self.projections[key] = kept  # (re)inserted last: the most recently used
+        return kept
+
+    def prepare_ready_fields(self) -> None:
+        """Project every live row to each of the spec's ready field sets (after generation), so
+        even the first request for them is a join of kept rows."""
+        live = list(self.order.values())
+        for fields in self.spec.ready_fields:
+            kept = self._kept(fields)
+            runs = self._runs(fields)[:-1]
+            for i in range(0, len(live), READY_CHUNK):
+                chunk = live[i : i + READY_CHUNK]
+                for slot, head in zip(chunk, self._heads(chunk, runs), strict=True):
+                    kept[slot] = head
 
     def _runs(self, fields: Sequence[str]) -> list[tuple[int, int]]:
         """[first, past last) schema positions of each run of neighbouring fields, in order."""

@@ -255,6 +255,19 @@ def test_list_faults_changes_show_in_fields_pages(api: Api, kind: str):
     assert_windows_exact(api, page_size=100)
 
 
+def test_the_pipelines_field_set_is_ready_from_generation():
+    """The simulator prepares the field set the extract asks for (the first read is a join too);
+    it must be the extract's, or the preparation is memory spent for nothing."""
+    assert TIMESHEETS.ready_fields == (FIELDS["timesheets"],)
+    sim = Simulator(TenantConfig(workers=3, projects=2, days=10, orders=5))
+    table = sim.tables["timesheets-expanded"]
+    kept = table.projections[FIELDS["timesheets"]]
+    assert all(kept[slot] is not None for slot in table.order.values())
+    for other in ("id", "id,status", "user_id,id", "project,id", "site_diary", "status,id"):
+        table.project(table.id_slots, other.split(","))
+    assert FIELDS["timesheets"] in table.projections  # never evicted by other field sets
+
+
 def test_row_encoder_writes_exactly_orjson_and_the_field_offsets():
     """Each generated row is byte for byte orjson.dumps of the record, and each field's segment
     sits where its offset says."""
