@@ -407,7 +407,7 @@ def _runs(entries: list[tuple[Any, int, int]], span: range) -> list[tuple[int, i
 
 
 def _by_id(
-    table: Table, name: str, span: range, filters: list[Filter], desc: bool
+    table: Table, name: str, span: range, filters: list[Filter], desc: bool, need: int
 ) -> tuple[Iterator[int], list[Filter]] | None:
     """An index range in id order, lazily, cut to the query's id bounds; with the filters that
     still need checking (those the index range and id bounds do not already guarantee). None
@@ -415,7 +415,8 @@ def _by_id(
 
     Within one value the index is in id order, so the range is a merge of its runs of equal
     values, each cut to the id bounds by bisection: a page reads about page_size entries however
-    large the range is.
+    large the range is. When nothing else needs checking, only the first `need` entries of each
+    run can be among the first `need` of the merge: those are sorted by id in C instead.
     """
     entries = table.sorted_idx[name]
     runs = _runs(entries, span)
@@ -435,13 +436,19 @@ def _by_id(
             implied += _implied(filters, "id")
     except TypeError:  # an id bound that is not a number: the predicates decide
         cut = runs
+    rest = [f for f in filters if not any(f is g for g in implied)]
+    if not rest:
+        head: list[tuple[Any, int, int]] = []
+        for a, b in cut:
+            head += entries[max(a, b - need) : b] if desc else entries[a : min(b, a + need)]
+        head.sort(key=_ID, reverse=desc)  # ids are unique: no ties
+        return map(_SLOT, head[:need]), rest
     pick = itemgetter(1, 2)
     streams = [
         map(pick, map(entries.__getitem__, reversed(range(a, b)) if desc else range(a, b)))
         for a, b in cut
     ]
     merged = heapq.merge(*streams, reverse=desc)  # (id, slot): ids are unique
-    rest = [f for f in filters if not any(f is g for g in implied)]
     return map(_second, merged), rest
 
 
@@ -457,6 +464,10 @@ def _implied(filters: list[Filter], name: str) -> list[Filter]:
             or f.op == "between"
         )
     ]
+
+
+_ID = itemgetter(1)  # of an index entry (value, id, slot)
+_SLOT = itemgetter(2)
 
 
 def _value(entry: tuple[Any, int, int]) -> Any:
@@ -492,7 +503,8 @@ def execute(
         return list(islice(keep(table.order.values()), start, start + count))
     if fast is not None and fast[0] == "id" and best.span is not None and best.order:
         # Keyset paging through a window (`sort=id`, `id__gt`, a range on an indexed field).
-        merged = _by_id(table, best.order.removeprefix("idx:"), best.span, q.filters, fast[1])
+        name = best.order.removeprefix("idx:")
+        merged = _by_id(table, name, best.span, q.filters, fast[1], start + count)
         if merged is not None:
             stream, rest = merged
             checks = [compile_filter(table, f) for f in rest]

@@ -29,6 +29,9 @@ class ResourceSpec:
     sorted_indexes: tuple[str, ...] = ()
     # Columns kept decoded in memory from the start; others are decoded on first use. None = all.
     eager: tuple[str, ...] | None = None
+    # Field sets whose rows are projected when the tenant is generated and always kept (other
+    # field sets are kept once asked for): those a known client asks for on every page.
+    ready_fields: tuple[tuple[str, ...], ...] = ()
     scalar_fields: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -127,6 +130,26 @@ TIMESHEETS = ResourceSpec(
         "status",
         "submitted_date",
         "modified_time",
+    ),
+    # What the pipeline's extract asks for (`extract.FIELDS`; test_ready_rows checks they agree).
+    ready_fields=(
+        (
+            "id",
+            "modified_time",
+            "user_id",
+            "project_id",
+            "task_id",
+            "order_id",
+            "start_datetime",
+            "end_datetime",
+            "total_time",
+            "status",
+            "processed_at",
+            "submitted_date",
+            "start_time",
+            "end_time",
+            "activity_entries",
+        ),
     ),
 )
 

@@ -73,6 +73,7 @@ class Simulator:
                 encoder = RowEncoder(spec)
                 ids, blobs, cols = generate(world, embeds, eager, encoder)
                 table.bulk_load(ids, blobs, cols, encoder)
+                table.prepare_ready_fields()
             else:
                 for rec in records[spec.key]:
                     table.put(rec)

@@ -3,8 +3,10 @@
 Each record lives in a fixed slot. Its JSON bytes are stored once so that a 1,000-row page is a
 join of byte strings. Where each top-level field begins in those bytes is kept too (two bytes per
 field and row), so a page with `fields` is cut out of the stored rows by C-level slicing instead of
-parsing and re-serialising them. Top-level scalar values are kept decoded per column (eagerly for
-indexed or commonly filtered fields, lazily for the rest) so filters and sorts never re-parse JSON.
+parsing and re-serialising them; rows so cut are kept per field set (see `Table.project`), so the
+next page with the same `fields` is a join again. Top-level scalar values are kept decoded per
+column (eagerly for indexed or commonly filtered fields, lazily for the rest) so filters and sorts
+never re-parse JSON.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate
-from operator import add, itemgetter
+from itertools import accumulate, chain, repeat
+from operator import add, getitem, itemgetter, sub
 from typing import Any
 
 import orjson
@@ -46,6 +48,12 @@ def normalize(kind: str, value: Any) -> Any:
         return value
     return value
 
+
+#: Field sets whose projected rows a table keeps besides its spec's `ready_fields`: a client trying
+#: many evicts the least recently used, so memory stays bounded.
+MAX_KEPT_FIELD_SETS = 4
+#: Rows projected per step when a ready field set is prepared (bounds the temporary lists).
+READY_CHUNK = 10_000
 
 #: Field offsets are unsigned 16-bit: a row longer than this is kept whole only (see `unsplit`).
 MAX_SPLIT_ROW = 0xFFFF
@@ -120,6 +128,9 @@ class Table:
         # Per field (schema order), per slot: where its segment starts in the slot's JSON.
         self.starts: list[array[int]] = [array("H") for _ in self.encoder.names]
         self.unsplit: set[int] = set()  # live slots without offsets: projected by decoding
+        # Per field set asked for, per slot: the row projected to it ("{...}"), None until a
+        # request needs it; every write to a slot sets it back to None (see `_forget_projections`).
+        self.projections: dict[tuple[str, ...], list[bytes | None]] = {}
 
     # ----------------------------------------------------------------- reading
     def __len__(self) -> int:
@@ -182,41 +193,92 @@ class Table:
         """The rows at `slots` with only `fields` (in that order), comma-separated.
 
         Each field is cut out of the stored JSON of every row at once, by slicing, never by
-        parsing: a run of fields that follow each other in the schema is one slice per row.
+        parsing: a run of fields that follow each other in the schema is one slice per row. What
+        comes before a row's last run (its "head") is cut once per field set and kept; the last
+        run is sliced from the stored row on every request. A page is then a few C-level maps
+        and one join, and a kept field set costs a fraction of the rows' memory: the pipeline's
+        fields end with the long `activity_entries` list, which is not copied to be kept.
         """
         if not slots:
             return b""
+        kept = self._kept(tuple(fields))
+        runs = self._runs(fields)
         gather = itemgetter(*slots) if len(slots) > 1 else lambda seq: (seq[slots[0]],)
         blobs = gather(self.blobs)
-        gathered: dict[int, tuple[int, ...]] = {}
+        heads = list(gather(kept))
+        if None in heads:
+            missing = [k for k, head in enumerate(heads) if head is None]
+            cut = self._heads([slots[k] for k in missing], runs[:-1])
+            for k, head in zip(missing, cut, strict=True):
+                heads[k] = kept[slots[k]] = head
+        tails = self._segments(gather, blobs, *runs[-1])
+        if self.unsplit and not self.unsplit.isdisjoint(slots):
+            # No offsets: the whole projection is the head, made by decoding.
+            for k, slot in enumerate(slots):
+                if slot in self.unsplit:
+                    rec = orjson.loads(blobs[k])
+                    heads[k] = kept[slot] = dumps({f: rec.get(f) for f in fields})[:-1]
+                    tails[k] = b""
+        page = list(chain.from_iterable(zip(heads, tails, repeat(b"},"))))  # type: ignore[arg-type]
+        page[-1] = b"}"
+        return b"".join(page)
 
-        def starts(i: int) -> tuple[int, ...]:
-            found = gathered.get(i)
-            if found is None:
-                # Past the last field: the row's length (its closing brace is one before it).
-                column = self.starts[i] if i < len(self.starts) else list(map(len, blobs))
-                found = gathered[i] = gather(column) if i < len(self.starts) else tuple(column)
-            return found
+    def _kept(self, key: tuple[str, ...]) -> list[bytes | None]:
+        """The kept heads of a field set (made empty the first time it is asked for)."""
+        kept = self.projections.get(key)
+        if key in self.spec.ready_fields and kept is not None:
+            return kept
+        kept = self.projections.pop(key, None)
+        if kept is None:
+            asked = [k for k in self.projections if k not in self.spec.ready_fields]
+            if len(asked) >= MAX_KEPT_FIELD_SETS:
+                del self.projections[asked[0]]
+            kept = [None] * len(self.blobs)
+        self.projections[key] = kept  # (re)inserted last: the most recently used
+        return kept
 
-        runs: list[list[int]] = []  # [first, past last] schema positions
+    def prepare_ready_fields(self) -> None:
+        """Project every live row to each of the spec's ready field sets (after generation), so
+        even the first request for them is a join of kept rows."""
+        live = list(self.order.values())
+        for fields in self.spec.ready_fields:
+            kept = self._kept(fields)
+            runs = self._runs(fields)[:-1]
+            for i in range(0, len(live), READY_CHUNK):
+                chunk = live[i : i + READY_CHUNK]
+                for slot, head in zip(chunk, self._heads(chunk, runs), strict=True):
+                    kept[slot] = head
+
+    def _runs(self, fields: Sequence[str]) -> list[tuple[int, int]]:
+        """[first, past last) schema positions of each run of neighbouring fields, in order."""
+        runs: list[list[int]] = []
         for name in fields:
             i = self.field_pos[name]
             if runs and runs[-1][1] == i:
                 runs[-1][1] = i + 1
             else:
                 runs.append([i, i + 1])
+        return [(x, y) for x, y in runs]
+
+    def _segments(self, gather: Any, blobs: tuple[bytes, ...], x: int, y: int) -> list[bytes]:
+        """Per row, the segment of schema positions [x, y) without its trailing comma."""
+        ends = self.starts[y] if y < len(self.starts) else None
         # A segment ends one before the next begins (at its comma, or the closing brace).
-        columns = [
-            [b[a : e - 1] for b, a, e in zip(blobs, starts(x), starts(y), strict=True)]
-            for x, y in runs
-        ]
-        rows = list(map(b",".join, zip(*columns, strict=True)))
-        if self.unsplit:
-            for k, slot in enumerate(slots):
-                if slot in self.unsplit:
-                    rec = orjson.loads(blobs[k])
-                    rows[k] = orjson.dumps({f: rec.get(f) for f in fields})[1:-1]
-        return b"".join((b"{", b"},{".join(rows), b"}"))
+        stops = map(sub, map(len, blobs) if ends is None else gather(ends), repeat(1))
+        return list(map(getitem, blobs, map(slice, gather(self.starts[x]), stops)))
+
+    def _heads(self, slots: Sequence[int], runs: list[tuple[int, int]]) -> list[bytes]:
+        """Per row, "{" and the given runs' segments, each followed by a comma."""
+        if not runs:
+            return [b"{"] * len(slots)
+        gather = itemgetter(*slots) if len(slots) > 1 else lambda seq: (seq[slots[0]],)
+        blobs = gather(self.blobs)
+        count = len(slots)
+        parts: list[Iterable[bytes]] = [repeat(b"{", count)]
+        for x, y in runs:
+            parts.append(self._segments(gather, blobs, x, y))
+            parts.append(repeat(b",", count))
+        return list(map(b"".join, zip(*parts, strict=True)))
 
     # ----------------------------------------------------------------- writing
     def bulk_load(
@@ -235,6 +297,7 @@ class Table:
         self.blobs = list(blobs)
         self.starts = encoder.starts
         self.unsplit = encoder.unsplit
+        self.projections.clear()
         self.seq = list(range(n))
         self._next_seq = n
         self.order = dict(zip(ids, range(n), strict=True))
@@ -282,6 +345,8 @@ class Table:
             self.blobs.append(blob)
             for column in self.starts:
                 column.append(0)
+            for kept in self.projections.values():
+                kept.append(None)
             self.ids.append(rid)
             self.seq.append(self._next_seq)
             for col in self.cols.values():
@@ -296,6 +361,7 @@ class Table:
             self.blobs[slot] = blob
             self.seq[slot] = self._next_seq
         self._set_starts(slot, starts)
+        self._forget_projections(slot)
         self._next_seq += 1
         self.order[rid] = slot
         for name, col in self.cols.items():
@@ -307,6 +373,12 @@ class Table:
         slot = self.order[rid]
         self.blobs[slot], starts = self.encoder.split(record)
         self._set_starts(slot, starts)
+        self._forget_projections(slot)
+
+    def _forget_projections(self, slot: int) -> None:
+        """The slot's row changed: its projections are cut again when next asked for."""
+        for kept in self.projections.values():
+            kept[slot] = None
 
     def _set_starts(self, slot: int, starts: list[int] | None) -> None:
         if starts is None:
@@ -326,6 +398,7 @@ class Table:
         del self.id_slots[pos]
         self.blobs[slot] = None
         self.unsplit.discard(slot)
+        self._forget_projections(slot)
         for col in self.cols.values():
             col[slot] = None
         return True

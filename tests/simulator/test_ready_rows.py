@@ -205,6 +205,42 @@ def test_embedded_copies_follow_a_renamed_project(api: Api):
     assert_fields_exact(api, TS, project_id=pid, page_size=1000)
 
 
+def test_control_api_changes_show_in_fields_pages_already_served(api: Api):
+    """Pages with fields are kept once served: an edit, an approval, a delete, an insert and a
+    renamed project made through the control API after that show in the next read, exactly."""
+    window = {"sort": "id", "page_size": 1000}
+    for fields in (PIPELINE_FIELDS, ODD_FIELDS, "id,project,comments"):
+        api.rows(TS, fields=fields, **window)  # every row of the field set is now kept
+    edited, approved, deleted = first_ids(api, 3)
+
+    def patch(path: str, **body: Any) -> None:
+        resp = api.http.patch(f"{api.server.control_url}/records/{path}", json=body)
+        assert resp.status_code == 200, resp.text
+
+    patch(f"timesheets-expanded/{edited}", total_time=123.25, comments="y" * 400, end_time="23:59")
+    patch(f"timesheets-expanded/{approved}", status="APPROVED", processed_at="2024-05-01T10:00:00Z")
+    assert api.control("DELETE", f"records/timesheets-expanded/{deleted}").status_code == 200
+    source = api.server.simulator.get("timesheets-expanded", edited)
+    assert source is not None
+    created = api.control("POST", "records/timesheets-expanded", **{**source, "id": None})
+    assert created.status_code == 200, created.text
+    pid = source["project_id"]
+    patch(f"projects/{pid}", name="Renamed after the page was served " * 4)
+
+    rows = {r["id"]: r for r in api.rows(TS, fields=PIPELINE_FIELDS, **window)}
+    assert rows[edited]["total_time"] == 123.25 and rows[edited]["end_time"] == "23:59"
+    assert rows[approved]["status"] == "APPROVED"
+    assert rows[approved]["processed_at"] == "2024-05-01T10:00:00.000Z"
+    assert deleted not in rows
+    one = api.data(f"{TS}/{edited}", fields="id,project,comments")
+    assert one["comments"] == "y" * 400
+    assert one["project"]["name"] == "Renamed after the page was served " * 4
+    assert_fields_exact(api, TS, **window)
+    assert_fields_exact(api, TS, id__gte=created.json()["id"], **window)
+    assert_fields_exact(api, TS, project_id=pid, page_size=1000)
+    assert_fields_exact(api, f"{TS}/{edited}")
+
+
 @pytest.mark.parametrize("kind", ["churn", "drift"])
 def test_list_faults_changes_show_in_fields_pages(api: Api, kind: str):
     """The churn and drift faults' deletes, edits and copies show exactly in later pages."""
@@ -217,6 +253,19 @@ def test_list_faults_changes_show_in_fields_pages(api: Api, kind: str):
     api.control("DELETE", "faults")
     assert_fields_exact(api, TS, page_size=1000, sort="id")
     assert_windows_exact(api, page_size=100)
+
+
+def test_the_pipelines_field_set_is_ready_from_generation():
+    """The simulator prepares the field set the extract asks for (the first read is a join too);
+    it must be the extract's, or the preparation is memory spent for nothing."""
+    assert TIMESHEETS.ready_fields == (FIELDS["timesheets"],)
+    sim = Simulator(TenantConfig(workers=3, projects=2, days=10, orders=5))
+    table = sim.tables["timesheets-expanded"]
+    kept = table.projections[FIELDS["timesheets"]]
+    assert all(kept[slot] is not None for slot in table.order.values())
+    for other in ("id", "id,status", "user_id,id", "project,id", "site_diary", "status,id"):
+        table.project(table.id_slots, other.split(","))
+    assert FIELDS["timesheets"] in table.projections  # never evicted by other field sets
 
 
 def test_row_encoder_writes_exactly_orjson_and_the_field_offsets():
