@@ -9,10 +9,10 @@ Assignar's rate. A row is clean when nothing about it needs a person or a confli
 linked, not locked in Pay, and Pay's rate agreeing with Assignar's (or either missing). Clean rows
 are inserted, updated or left unchanged; rows that vanished or were unapproved are voided; rows
 whose worker is deliberately not paid through Pay are ignored. Everything else (a missing link, a
-lock, a rate that differs) is left to the per-record code in `load.py`, which writes the conflicts
-and holds, so their text is exactly what it was.
+lock, a rate that differs) is left to the per-record code in `timesheets.py`, which writes the
+conflicts and holds, so their text is exactly what it was.
 
-The hashes are the ones the per-record code computes (`load._source_hash`, `rates.price_hash`):
+The hashes are the ones the per-record code computes (`common.source_hash_of`, `rates.price_hash`):
 sha256 of the same strings, built in SQL. PostgreSQL has sha256; SQLite gets it as a function
 registered on the connection (Python's hashlib, called by SQLite, one call per staged row).
 """
@@ -235,7 +235,7 @@ _SCOPE = (
     "WHEN pr.employee_id IS NOT NULL THEN 'employee' "
     "WHEN pr.project_id IS NOT NULL THEN 'project' ELSE 'team' END"
 )
-# load._source_hash: f"{content_hash}:{(employee pay id, project pay id)}".
+# common.source_hash_of: f"{content_hash}:{(employee pay id, project pay id)}".
 _SOURCE_TEXT = (
     "b.content_hash || ':(' || CAST(b.employee_id AS TEXT) || ', ' || "
     "COALESCE(CAST(b.project_id AS TEXT), 'None') || ')'"
