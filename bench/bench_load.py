@@ -1,9 +1,12 @@
-"""Timesheets loaded per second from staging into Pay, on SQLite and PostgreSQL.
+"""Timesheets and orders loaded per second from staging into Pay, on SQLite and PostgreSQL.
 
-`python -m bench.bench_load [--size N] [--days D]` stages N timesheets of a D-day window for a Pay
-team that knows every worker and project (linked, with employee, project and team rates, and
-Assignar rates that agree), then times `load_timesheets` three ways: the first load (inserts), a
-re-run that changes nothing, and a load after a tenth of the timesheets changed upstream.
+`python -m bench.bench_load [--size N] [--orders M] [--days D]` stages N timesheets of a D-day
+window for a Pay team that knows every worker and project (linked, with employee, project and team
+rates, and Assignar rates that agree), then times `load_timesheets` three ways: the first load
+(inserts), a re-run that changes nothing, and a load after a tenth of the timesheets changed
+upstream. Then the same three for `load_orders` on M staged orders of the same window (a tenth
+without a project, the rest on linked projects, two or three lines each); `--size 0` times orders
+alone.
 
 The staged rows are made here, not fetched from the simulator: this measures the loader alone
 (fetching, validating and staging have their own benchmarks). Run it with `PYTHONPATH` pointing
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from assignar_pipeline.load import LoadCounts, load_timesheets
+from assignar_pipeline.load import LoadCounts, load_orders, load_timesheets
 from assignar_pipeline.pay import tables as t
 from assignar_pipeline.pay.database import create_pay_engine
 
@@ -59,8 +62,10 @@ def build(engine, size: int, days: int = 7, seed: int = 1, variety: bool = False
             t.connection, key="bench", team_id=team, region="au", client_id="c",
             client_secret_ref="env:BENCH",  # noqa: S106 - a reference, and a made-up one
             timezone="Australia/Sydney", import_timesheets=True,
-            import_orders=False, status="active", connected_by_user_id=user, created_at=NOW,
+            import_orders=True, status="active", connected_by_user_id=user, created_at=NOW,
         )  # fmt: skip
+        conn.execute(t.team_feature.insert().values(team_id=team, feature="job_costing",
+                                                    enabled=True))  # fmt: skip
         ordinary = add(t.pay_code, team_id=team, code="ORD", name="Ordinary", kind="ordinary")
         employees = conn.execute(
             t.employee.insert().returning(t.employee.c.id, sort_by_parameter_order=True),
@@ -120,9 +125,10 @@ def build(engine, size: int, days: int = 7, seed: int = 1, variety: bool = False
               "rate": rate, "task_name": f"Task {task}", "group_assignar_id": 600 + task,
               "group_name": "G"} for task, rate in task_rates],
         )  # fmt: skip
-        conn.execute(t.staging_timesheet.insert(), [
-            _staged(connection, i, rnd, workers, projects, days, variety) for i in range(size)
-        ])  # fmt: skip
+        if size:
+            conn.execute(t.staging_timesheet.insert(), [
+                _staged(connection, i, rnd, workers, projects, days, variety) for i in range(size)
+            ])  # fmt: skip
     return connection
 
 
@@ -155,34 +161,59 @@ def _staged(connection, i, rnd, workers, projects, days, variety) -> dict:
     }  # fmt: skip
 
 
-def change(engine, connection: int, share: float, seed: int = 2) -> int:
-    """Edit `share` of the staged timesheets upstream (new minutes, new content hash)."""
+def stage_orders(engine, connection: int, size: int, days: int, seed: int = 3) -> None:
+    """`size` staged orders of the window: a tenth without a project, the rest on linked ones."""
+    rnd = random.Random(seed)
+    with engine.begin() as conn:
+        projects = conn.execute(
+            sa.select(t.integration_link.c.external_id).where(
+                t.integration_link.c.connection_id == connection,
+                t.integration_link.c.entity == "project",
+            )
+        ).scalars().all()  # fmt: skip
+        rows = []
+        for i in range(size):
+            lines = [{"cost_code": f"CC-{n}", "description": f"Item {n}",
+                      "quantity": f"{rnd.randrange(1, 100_000) / 100:.2f}", "unit": "hr"}
+                     for n in range(2 + i % 2)]  # fmt: skip
+            day = FIRST_DAY + timedelta(days=rnd.randrange(days))
+            rows.append({
+                "connection_id": connection, "assignar_id": 700_000 + i, "work_date": day,
+                "end_date": day + timedelta(days=5), "job_number": f"J{i}", "po_number": f"PO{i}",
+                "project_assignar_id": None if i % 10 == 0 else rnd.choice(projects),
+                "client_assignar_id": None, "status_id": 2, "description": f"Order {i}",
+                "active": True, "lines": lines, "modified_time": NOW, "fetched_at": NOW,
+                "content_hash": _hash("order", i), "voided_at": None,
+            })  # fmt: skip
+        conn.execute(t.staging_order.insert(), rows)
+
+
+def change(engine, connection: int, share: float, seed: int = 2, table=t.staging_timesheet) -> int:
+    """Edit `share` of the staged timesheets (or orders) upstream (new content hash; timesheets
+    also get new minutes)."""
     rnd = random.Random(seed)
     with engine.begin() as conn:
         ids = (
-            conn.execute(
-                sa.select(t.staging_timesheet.c.assignar_id).where(
-                    t.staging_timesheet.c.connection_id == connection
-                )
-            )
+            conn.execute(sa.select(table.c.assignar_id).where(table.c.connection_id == connection))
             .scalars()
             .all()
         )
         picked = rnd.sample(ids, int(len(ids) * share))
+        edits = {"content_hash": sa.bindparam("hash")}
+        if table is t.staging_timesheet:
+            edits["total_minutes"] = table.c.total_minutes + 15
         conn.execute(
-            t.staging_timesheet.update()
-            .where(
-                t.staging_timesheet.c.connection_id == connection,
-                t.staging_timesheet.c.assignar_id == sa.bindparam("id"),
-            )
-            .values(total_minutes=t.staging_timesheet.c.total_minutes + 15,
-                    content_hash=sa.bindparam("hash")),
+            table.update()
+            .where(table.c.connection_id == connection, table.c.assignar_id == sa.bindparam("id"))
+            .values(edits),
             [{"id": i, "hash": _hash("edited", i)} for i in picked],
-        )  # fmt: skip
+        )
     return len(picked)
 
 
-def timed_load(engine, connection_id: int, days: int) -> tuple[LoadCounts, float]:
+def timed_load(
+    engine, connection_id: int, days: int, loader=load_timesheets
+) -> tuple[LoadCounts, float]:
     with engine.connect() as conn:
         connection = conn.execute(
             sa.select(t.connection).where(t.connection.c.id == connection_id)
@@ -190,21 +221,29 @@ def timed_load(engine, connection_id: int, days: int) -> tuple[LoadCounts, float
     window = (FIRST_DAY, FIRST_DAY + timedelta(days=days))
     started = time.perf_counter()
     with engine.begin() as conn:
-        counts = load_timesheets(conn, connection, NOW, window)
+        counts = loader(conn, connection, NOW, window)
     return counts, time.perf_counter() - started
 
 
-def measure(url: str, size: int, days: int) -> list[tuple[str, int, float]]:
+def measure(url: str, size: int, days: int, orders: int = 0) -> list[tuple[str, str, int, float]]:
     engine = create_pay_engine(url)
     t.metadata.create_all(engine)
     try:
         connection = build(engine, size, days)
+        stage_orders(engine, connection, orders, days)
         figures = []
-        for label in ("first load", "re-run, nothing changed", "after 10% edited"):
-            if label.startswith("after"):
-                change(engine, connection, 0.1)
-            counts, seconds = timed_load(engine, connection, days)
-            figures.append((label, counts.inserted + counts.updated + counts.unchanged, seconds))
+        for entity, loader, table, count in (
+            ("timesheets", load_timesheets, t.staging_timesheet, size),
+            ("orders", load_orders, t.staging_order, orders),
+        ):
+            if not count:
+                continue
+            for label in ("first load", "re-run, nothing changed", "after 10% edited"):
+                if label.startswith("after"):
+                    change(engine, connection, 0.1, table=table)
+                counts, seconds = timed_load(engine, connection, days, loader)
+                loaded = counts.inserted + counts.updated + counts.unchanged
+                figures.append((entity, label, loaded, seconds))
         return figures
     finally:
         engine.dispose()
@@ -213,6 +252,7 @@ def measure(url: str, size: int, days: int) -> list[tuple[str, int, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=50_000)
+    parser.add_argument("--orders", type=int, default=20_000)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--postgres", action="store_true", help="also on a temporary PostgreSQL")
     args = parser.parse_args()
@@ -225,8 +265,8 @@ def main() -> None:
             server = stack.enter_context(TemporaryPostgres())
             urls.append(("postgresql", server.create_database("bench_load")))
         for name, url in urls:
-            for label, records, seconds in measure(url, args.size, args.days):
-                print(f"{name:10} {label:26} {records:>8} timesheets {seconds:7.2f} s "
+            for entity, label, records, seconds in measure(url, args.size, args.days, args.orders):
+                print(f"{name:10} {label:26} {records:>8} {entity:10} {seconds:7.2f} s "
                       f"{records / seconds:>9,.0f} /s", flush=True)  # fmt: skip
 
 

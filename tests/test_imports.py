@@ -88,7 +88,11 @@ def test_the_read_side_does_not_depend_on_loading_or_resolving():
         "assignar_pipeline.reconcile.queries",
         "assignar_pipeline.synclog",
     ):
-        assert not _reachable(graph, reader) & writers, reader
+        reached = _reachable(graph, reader)
+        # Importing one of the loader package's modules runs the package too.
+        assert not {
+            m for m in reached if m in writers or m.startswith("assignar_pipeline.load.")
+        }, reader
 
 
 def test_only_the_sync_log_module_writes_the_sync_log():

@@ -206,7 +206,7 @@ pay_rate = Table(
     CheckConstraint(
         "effective_to IS NULL OR effective_to > effective_from", name="effective_range"
     ),
-    # The set-based load looks a rate up per scope and work date (timesheet_plan.py).
+    # The set-based load looks a rate up per scope and work date (load/timesheet_plan.py).
     Index(
         "ix_pay_rate_lookup",
         "team_id",

@@ -9,17 +9,17 @@ Assignar's rate. A row is clean when nothing about it needs a person or a confli
 linked, not locked in Pay, and Pay's rate agreeing with Assignar's (or either missing). Clean rows
 are inserted, updated or left unchanged; rows that vanished or were unapproved are voided; rows
 whose worker is deliberately not paid through Pay are ignored. Everything else (a missing link, a
-lock, a rate that differs) is left to the per-record code in `load.py`, which writes the conflicts
-and holds, so their text is exactly what it was.
+lock, a rate that differs) is left to the per-record code in `timesheets.py`, which writes the
+conflicts and holds, so their text is exactly what it was.
 
-The hashes are the ones the per-record code computes (`load._source_hash`, `rates.price_hash`):
+The hashes are the ones the per-record code computes (`common.source_hash_of`, `rates.price_hash`):
 sha256 of the same strings, built in SQL. PostgreSQL has sha256; SQLite gets it as a function
-registered on the connection (Python's hashlib, called by SQLite, one call per staged row).
+registered on the connection (Python's hashlib, called by SQLite, one call per staged row);
+`setsql` has these dialect pieces, shared with the orders load.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from assignar_pipeline.load.setsql import LINK, analyze_never_analyzed, dialect_sql, prepare
 from assignar_pipeline.pay.tables import staging_timesheet
 from assignar_pipeline.reconcile.rates import ORDINARY, RATE_UNIT
 
@@ -65,53 +66,6 @@ class Planned:
     written: int
 
 
-def _sha256_hex(text: str | None) -> str | None:
-    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
-
-
-def _dialect_sql(conn: Connection) -> dict[str, str]:
-    """The few expressions SQLite and PostgreSQL spell differently."""
-    if conn.dialect.name == "postgresql":
-        return {
-            "sha": "encode(sha256(convert_to({}, 'UTF8')), 'hex')",
-            "elapsed": ("CAST(floor(EXTRACT(EPOCH FROM (s.end_at - s.start_at)) / 60) AS INTEGER)"),
-            "lines": (
-                "CROSS JOIN LATERAL json_array_elements(CAST(s.lines AS json)) "
-                "WITH ORDINALITY AS l(value, n)"
-            ),
-            "line_no": "l.n",
-            "line_minutes": "COALESCE(CAST(l.value ->> 'minutes' AS BIGINT), 0)",
-            "line_cost_code": "l.value ->> 'cost_code'",
-            "line_ref": "CAST(l.value ->> 'ref' AS BIGINT)",
-            # Keeps the planner from pulling the rate and timesheet lookups up into the joins
-            # on their results, where it evaluated them once per pair of rows.
-            "fence": "OFFSET 0",
-        }
-    conn.connection.driver_connection.create_function(
-        "pipeline_sha256", 1, _sha256_hex, deterministic=True
-    )
-    # SQLite keeps instants as text 'YYYY-MM-DD HH:MM:SS[.ffffff]': whole seconds by strftime,
-    # the fraction (if any) read as microseconds, so the floor matches Python's timedelta // 60.
-    micros = (
-        "(CAST(strftime('%s', {0}) AS INTEGER) * 1000000"
-        " + CAST(substr(substr({0}, 21) || '000000', 1, 6) AS INTEGER))"
-    )
-    span = f"({micros.format('s.end_at')} - {micros.format('s.start_at')})"
-    return {
-        "sha": "pipeline_sha256({})",
-        "elapsed": (
-            f"CASE WHEN {span} >= 0 THEN {span} / 60000000 "
-            f"ELSE -((59999999 - {span}) / 60000000) END"
-        ),
-        "lines": ", json_each(s.lines) AS l",
-        "line_no": "(l.key + 1)",
-        "line_minutes": "COALESCE(CAST(json_extract(l.value, '$.minutes') AS INTEGER), 0)",
-        "line_cost_code": "json_extract(l.value, '$.cost_code')",
-        "line_ref": "json_extract(l.value, '$.ref')",
-        "fence": "LIMIT -1 OFFSET 0",  # the same for SQLite's query flattener
-    }
-
-
 _APPROVED = (
     "'APPROVED', 'APPROVED_WITH_PAY_RATES', 'APPROVED_WITH_CHARGE_RATES', "
     "'APPROVED_WITH_PAY_AND_CHARGE_RATES'"
@@ -124,16 +78,11 @@ _RATE_FOR = """(SELECT r.id FROM pay_rate r
        AND (r.effective_to IS NULL OR a.work_date < r.effective_to)
      ORDER BY r.effective_from, r.id LIMIT 1)"""
 
-# Each lookup is a subquery on a primary key or index, so the plan does not depend on the
-# statistics of tables a first import has just filled (joins did, and went quadratic).
-_LINK = """(SELECT {column} FROM integration_link l
-     WHERE l.connection_id = :connection_id AND l.entity = '{entity}'
-       AND l.external_id = s.{key})"""
 _LINKS = {
-    "worker_link": _LINK.format(column="1", entity="worker", key="user_assignar_id"),
-    "worker_pay_id": _LINK.format(column="l.pay_id", entity="worker", key="user_assignar_id"),
-    "project_link": _LINK.format(column="1", entity="project", key="project_assignar_id"),
-    "project_pay_id": _LINK.format(column="l.pay_id", entity="project", key="project_assignar_id"),
+    "worker_link": LINK.format(column="1", entity="worker", key="user_assignar_id"),
+    "worker_pay_id": LINK.format(column="l.pay_id", entity="worker", key="user_assignar_id"),
+    "project_link": LINK.format(column="1", entity="project", key="project_assignar_id"),
+    "project_pay_id": LINK.format(column="l.pay_id", entity="project", key="project_assignar_id"),
 }
 _SCOPES = (
     "r.employee_id = a.employee_id AND r.project_id = a.project_id",
@@ -235,7 +184,7 @@ _SCOPE = (
     "WHEN pr.employee_id IS NOT NULL THEN 'employee' "
     "WHEN pr.project_id IS NOT NULL THEN 'project' ELSE 'team' END"
 )
-# load._source_hash: f"{content_hash}:{(employee pay id, project pay id)}".
+# common.source_hash_of: f"{content_hash}:{(employee pay id, project pay id)}".
 _SOURCE_TEXT = (
     "b.content_hash || ':(' || CAST(b.employee_id AS TEXT) || ', ' || "
     "COALESCE(CAST(b.project_id AS TEXT), 'None') || ')'"
@@ -305,32 +254,6 @@ ORDER BY t.id, x.line_no
 """
 
 
-def _prepare(conn: Connection) -> None:
-    """The session's plan table, empty (a temporary table lives as long as the connection)."""
-    conn.execute(sa.schema.CreateTable(_plan, if_not_exists=True))
-    conn.execute(_plan.delete())
-
-
-def _analyze_never_analyzed(conn: Connection, tables: list[str]) -> None:
-    """ANALYZE (PostgreSQL) the lookup tables the planner knows nothing about yet: without
-    statistics it takes them for empty and picks an index that filters every rate."""
-    if conn.dialect.name != "postgresql":
-        return
-    unknown = (
-        conn.execute(
-            sa.text(
-                "SELECT relname FROM pg_class WHERE relname IN :names AND reltuples < 0"
-            ).bindparams(sa.bindparam("names", expanding=True)),
-            {"names": tables},
-        )
-        .scalars()
-        .all()
-    )
-    if unknown:
-        # Identifiers come from our own list, never from input.
-        conn.exec_driver_sql(f"ANALYZE {', '.join(sorted(unknown))}")
-
-
 def plan_and_write(
     conn: Connection,
     connection: Any,
@@ -340,9 +263,9 @@ def plan_and_write(
 ) -> Planned:
     """Classify the window piece's staged timesheets, write the clean ones, and say what is left
     for the per-record code."""
-    _prepare(conn)
-    _analyze_never_analyzed(conn, ["pay_rate", "integration_link", "timesheet"])
-    sql = _dialect_sql(conn)
+    prepare(conn, _plan)
+    analyze_never_analyzed(conn, ["pay_rate", "integration_link", "timesheet"])
+    sql = dialect_sql(conn)
     source_hash = sql["sha"].format(_SOURCE_TEXT)
     price_hash = sql["sha"].format(_PRICE_TEXT.format(scope=_SCOPE))
     rate_ids = ", ".join(_RATE_FOR.format(scope=scope) for scope in _SCOPES)
