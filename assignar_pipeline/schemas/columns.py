@@ -19,6 +19,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
+from operator import methodcaller
 from typing import Any
 
 import numpy as np
@@ -108,31 +109,30 @@ def content_hashes(kinds: Kinds, frame: pd.DataFrame) -> np.ndarray:
     """sha256 hex per row of the row's values except content_hash, as `content_hash` does."""
     names = sorted(name for name, kind in kinds.items() if kind != "content_hash")
     template = "{" + ",".join(orjson.dumps(name).decode() + ":%s" for name in names) + "}"
-    columns = [_json_texts(kinds[name], frame[name]) for name in names]
-    sha256 = hashlib.sha256
-    return np.array(
-        [sha256((template % values).encode()).hexdigest() for values in zip(*columns, strict=True)],
-        dtype=object,
-    )
+    # Python lists of str, then C-level maps: no bytecode runs per row.
+    columns = [_json_texts(kinds[name], frame[name]).tolist() for name in names]
+    texts = map(template.__mod__, zip(*columns, strict=True))
+    digests = map(_HEXDIGEST, map(hashlib.sha256, map(str.encode, texts)))
+    return np.fromiter(digests, dtype=object, count=len(frame))
+
+
+_HEXDIGEST = methodcaller("hexdigest")
 
 
 def _json_texts(kind: str, column: pd.Series) -> np.ndarray:
-    """The orjson text of every value of a column, as an object array."""
+    """The orjson text of every value of a column, as a str (or object) array."""
     missing = column.isna().to_numpy()
     if kind == "int":
-        texts = column.to_numpy(dtype=np.int64, na_value=0).astype(str).astype(object)
+        texts = column.to_numpy(dtype=np.int64, na_value=0).astype(str)
     elif kind == "bool":
-        texts = np.where(column.to_numpy(dtype=bool, na_value=False), "true", "false").astype(
-            object
-        )
+        texts = np.where(column.to_numpy(dtype=bool, na_value=False), "true", "false")
     elif kind == "date":
-        texts = '"' + np.datetime_as_string(column.to_numpy(), unit="D").astype(object) + '"'
+        texts = _quoted(np.datetime_as_string(column.to_numpy(), unit="D"), '"')
     elif kind == "instant":
         wall = column.dt.tz_convert(None).to_numpy().astype("datetime64[us]")
-        seconds = np.datetime_as_string(wall, unit="s").astype(object)
-        micros = np.datetime_as_string(wall, unit="us").astype(object)
+        micros = np.datetime_as_string(wall, unit="us")  # YYYY-MM-DDTHH:MM:SS.ffffff
         whole = wall.astype(np.int64) % 1_000_000 == 0
-        texts = '"' + np.where(whole, seconds, micros) + '+00:00"'
+        texts = _quoted(np.where(whole, micros.astype("U19"), micros), '+00:00"')
     elif kind == "json":
         texts = column.to_numpy(dtype=object)
     else:  # text
@@ -140,6 +140,10 @@ def _json_texts(kind: str, column: pd.Series) -> np.ndarray:
     if missing.any():
         texts = np.where(missing, "null", texts)
     return texts
+
+
+def _quoted(texts: np.ndarray, closing: str) -> np.ndarray:
+    return np.strings.add(np.strings.add('"', texts), closing)
 
 
 def _json_text(value: str) -> str:
@@ -270,10 +274,88 @@ def _instants(values: np.ndarray, formats: Sequence[str], required: bool, first_
               end_us: int, *, utc: bool) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     column, ok = texts(values, required=required)
     null = nulls(column)
-    ok &= _iso_shape(column) | null
-    micros = _parse(np.where(ok, column, None), formats, utc=utc)
+    micros = _iso_micros(column, null, offset=utc)
+    rare = ok & ~null & (micros == NAT)  # shapes the numpy parse leaves to pandas
+    if rare.any():
+        shaped = rare & _iso_shape(np.where(rare, column, None))
+        ok &= shaped | ~rare
+        micros[shaped] = _parse(np.where(shaped, column, None), formats, utc=utc)[shaped]
     ok &= ((micros >= first_us) & (micros < end_us)) | null
     return micros, ok
+
+
+_ISO_WIDTH = 32  # "YYYY-MM-DDTHH:MM:SS" ".ffffff" "+HH:MM"
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+_FRACTION_WEIGHTS = 10 ** np.arange(5, -1, -1, dtype=np.int64)
+
+
+def _iso_micros(column: np.ndarray, null: np.ndarray, *, offset: bool) -> np.ndarray:
+    """Microseconds since the epoch of texts "YYYY-MM-DDTHH:MM:SS", then optionally "." and 1
+    to 6 digits, then (when `offset`) "Z" or "+HH:MM"/"-HH:MM", else nothing more; NaT for null
+    and any other text. Read with numpy, one step per character position for the whole
+    column. Every text it reads, `datetime.fromisoformat` reads as the same instant."""
+    n = len(column)
+    present = np.where(null, "", column)
+    lengths = np.fromiter(map(len, present), dtype=np.int64, count=n)
+    chars = present.astype(f"U{_ISO_WIDTH}").view(np.uint32).reshape(n, _ISO_WIDTH)
+    d = chars.astype(np.int64) - ord("0")
+    digit = (d >= 0) & (d <= 9)
+    ok = digit[:, _DIGITS_AT].all(axis=1)
+    for at, char in _SEPARATORS_AT.items():
+        ok &= chars[:, at] == ord(char)
+    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    month = d[:, 5] * 10 + d[:, 6]
+    day = d[:, 8] * 10 + d[:, 9]
+    hour = d[:, 11] * 10 + d[:, 12]
+    minute = d[:, 14] * 10 + d[:, 15]
+    second = d[:, 17] * 10 + d[:, 18]
+    # Fraction: "." then 1 to 6 digits.
+    has_fraction = chars[:, 19] == ord(".")
+    run = np.cumprod(digit[:, 20:27], axis=1)  # leading digits after the "."
+    places = np.where(has_fraction, run[:, :6].sum(axis=1), 0)
+    ok &= ~has_fraction | ((places >= 1) & (run[:, 6] == 0))
+    used = np.arange(6) < places[:, None]
+    fraction = (np.where(used, d[:, 20:26], 0) * _FRACTION_WEIGHTS).sum(axis=1)
+    end = 19 + np.where(has_fraction, places + 1, 0)
+    shift = np.zeros(n, dtype=np.int64)  # the offset, in minutes
+    if offset:
+        rows = np.arange(n)
+        at = np.minimum(end, _ISO_WIDTH - 6)  # a row that cannot fit an offset fails below
+        sign = chars[rows, at]
+        zulu = sign == ord("Z")
+        hours = d[rows, at + 1] * 10 + d[rows, at + 2]
+        minutes = d[rows, at + 4] * 10 + d[rows, at + 5]
+        numeric = (
+            ((sign == ord("+")) | (sign == ord("-")))
+            & digit[rows, at + 1]
+            & digit[rows, at + 2]
+            & (chars[rows, at + 3] == ord(":"))
+            & digit[rows, at + 4]
+            & digit[rows, at + 5]
+            & (hours <= 23)
+            & (minutes <= 59)
+        )
+        ok &= (zulu | numeric) & (at == end)
+        shift = np.where(numeric, np.where(sign == ord("-"), -1, 1) * (hours * 60 + minutes), 0)
+        end = end + np.where(zulu, 1, 6)
+    ok &= lengths == end
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_days = _MONTH_DAYS[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    ok &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
+    ok &= (hour <= 23) & (minute <= 59) & (second <= 59)
+    days = _days_from_civil(year, month, day)
+    micros = (((days * 24 + hour) * 60 + minute - shift) * 60 + second) * 1_000_000 + fraction
+    return np.where(ok, micros, NAT)
+
+
+def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's days_from_civil)."""
+    y = year - (month <= 2)
+    era = y // 400
+    year_of_era = y - era * 400
+    day_of_year = (153 * np.where(month > 2, month - 3, month + 9) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
 
 
 def utc_column(micros: np.ndarray) -> pd.Series:
