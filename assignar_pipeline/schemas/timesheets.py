@@ -384,6 +384,7 @@ _FIELDS = (
 _ENTRY_FIELDS = ("id", "duration", "start_at_tz", "start_at", "start_at_naive",
                  "is_naive_datetime", "activity")  # fmt: skip
 _DAY_US = 86_400_000_000
+_LINE = '{"cost_code":%s,"minutes":%d,"ref":%d}'
 
 
 def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarray, pd.DataFrame]:
@@ -453,7 +454,7 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
     activities = e["activity"]
     entry_ok &= np.array([a is None or type(a) is dict for a in activities], dtype=bool)
     codes = np.fromiter(
-        (a.get("external_id") if type(a) is dict else None for a in activities),
+        [a.get("external_id") if type(a) is dict else None for a in activities],
         dtype=object,
         count=len(activities),
     )
@@ -495,15 +496,13 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
 
     # Lines: [{"cost_code", "minutes", "ref"}] as JSON text, entries joined per timesheet.
     code_texts = np.where(col.nulls(codes), "null", col.per_value(codes, col._json_text))
-    line_texts = (
-        '{"cost_code":'
-        + code_texts.astype(object)
-        + ',"minutes":'
-        + durations.astype(str).astype(object)
-        + ',"ref":'
-        + entry_id.to_numpy(dtype=np.int64, na_value=0).astype(str).astype(object)
-        + "}"
+    line_values = zip(
+        code_texts.tolist(),
+        durations.tolist(),
+        entry_id.to_numpy(dtype=np.int64, na_value=0).tolist(),
+        strict=True,
     )
+    line_texts = np.fromiter(map(_LINE.__mod__, line_values), dtype=object, count=len(entries))
     lines = col.join_lines(line_texts, counts)
 
     work_date = col.date_column(np.where(ok, local_day, col.NAT))
