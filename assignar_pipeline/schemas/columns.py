@@ -108,15 +108,24 @@ _UNIX_ORDINAL = date(1970, 1, 1).toordinal()
 def content_hashes(kinds: Kinds, frame: pd.DataFrame) -> np.ndarray:
     """sha256 hex per row of the row's values except content_hash, as `content_hash` does."""
     names = sorted(name for name, kind in kinds.items() if kind != "content_hash")
-    template = "{" + ",".join(orjson.dumps(name).decode() + ":%s" for name in names) + "}"
-    # Python lists of str, then C-level maps: no bytecode runs per row.
-    columns = [_json_texts(kinds[name], frame[name]).tolist() for name in names]
+    # Python lists (ints, or JSON texts) and one %-template, then C-level maps: no bytecode
+    # runs per row.
+    slots, columns = zip(*(_json_values(kinds[name], frame[name]) for name in names), strict=True)
+    keys = [orjson.dumps(name).decode() for name in names]
+    template = "{" + ",".join(f"{key}:{slot}" for key, slot in zip(keys, slots, strict=True)) + "}"
     texts = map(template.__mod__, zip(*columns, strict=True))
     digests = map(_HEXDIGEST, map(hashlib.sha256, map(str.encode, texts)))
     return np.fromiter(digests, dtype=object, count=len(frame))
 
 
 _HEXDIGEST = methodcaller("hexdigest")
+
+
+def _json_values(kind: str, column: pd.Series) -> tuple[str, list[Any]]:
+    """("%d", Python ints) for an int column without nulls, else ("%s", JSON texts)."""
+    if kind == "int" and not column.hasnans:
+        return "%d", column.to_numpy(dtype=np.int64).tolist()
+    return "%s", _json_texts(kind, column).tolist()
 
 
 def _json_texts(kind: str, column: pd.Series) -> np.ndarray:
@@ -127,12 +136,14 @@ def _json_texts(kind: str, column: pd.Series) -> np.ndarray:
     elif kind == "bool":
         texts = np.where(column.to_numpy(dtype=bool, na_value=False), "true", "false")
     elif kind == "date":
-        texts = _quoted(np.datetime_as_string(column.to_numpy(), unit="D"), '"')
+        days = column.to_numpy().astype("datetime64[D]").astype(np.int64)
+        texts = np.strings.add(_iso_texts(np.where(missing, 0, days) * _DAY_MICROS, 11), '"')
     elif kind == "instant":
-        wall = column.dt.tz_convert(None).to_numpy().astype("datetime64[us]")
-        micros = np.datetime_as_string(wall, unit="us")  # YYYY-MM-DDTHH:MM:SS.ffffff
-        whole = wall.astype(np.int64) % 1_000_000 == 0
-        texts = _quoted(np.where(whole, micros.astype("U19"), micros), '+00:00"')
+        wall = column.dt.tz_convert(None).to_numpy().astype("datetime64[us]").astype(np.int64)
+        wall = np.where(missing, 0, wall)
+        texts = _iso_texts(wall, 27)  # "YYYY-MM-DDTHH:MM:SS.ffffff
+        whole = wall % 1_000_000 == 0
+        texts = np.strings.add(np.where(whole, texts.astype("U20"), texts), '+00:00"')
     elif kind == "json":
         texts = column.to_numpy(dtype=object)
     else:  # text
@@ -142,8 +153,44 @@ def _json_texts(kind: str, column: pd.Series) -> np.ndarray:
     return texts
 
 
-def _quoted(texts: np.ndarray, closing: str) -> np.ndarray:
-    return np.strings.add(np.strings.add('"', texts), closing)
+_DAY_MICROS = 86_400_000_000
+#: Where each digit of "YYYY-MM-DDTHH:MM:SS.ffffff" goes, after an opening quote.
+_ISO_TEXT = '"0000-00-00T00:00:00.000000'
+_ISO_DIGITS = [1, 2, 3, 4, 6, 7, 9, 10, 12, 13, 15, 16, 18, 19, 21, 22, 23, 24, 25, 26]
+
+
+def _iso_texts(micros: np.ndarray, width: int) -> np.ndarray:
+    """'"YYYY-MM-DDTHH:MM:SS.ffffff' of wall-clock microseconds since 1970 (years 1 to 9999),
+    its first `width` characters: as `datetime.isoformat` writes it, built digit by digit for
+    the whole column (numpy's datetime_as_string costs several times more)."""
+    days, micro = np.divmod(micros, _DAY_MICROS)
+    year, month, day = _civil_from_days(days)
+    second, micro = np.divmod(micro, 1_000_000)
+    minute, second = np.divmod(second, 60)
+    hour, minute = np.divmod(minute, 60)
+    n = len(micros)
+    chars = np.tile(np.array([ord(c) for c in _ISO_TEXT], dtype=np.uint32), (n, 1))
+    parts = ((year, 4), (month, 2), (day, 2), (hour, 2), (minute, 2), (second, 2), (micro, 6))
+    at = iter(_ISO_DIGITS)
+    for value, places in parts:
+        for power in range(places - 1, -1, -1):
+            chars[:, next(at)] += (value // 10**power % 10).astype(np.uint32)
+    return chars.view(f"U{len(_ISO_TEXT)}").reshape(n).astype(f"U{width}")
+
+
+def _civil_from_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(year, month, day) of days since 1970-01-01 (H. Hinnant's civil_from_days)."""
+    z = days + 719468
+    era = z // 146097
+    day_of_era = z - era * 146097
+    year_of_era = (
+        day_of_era - day_of_era // 1460 + day_of_era // 36524 - day_of_era // 146096
+    ) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    shifted_month = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * shifted_month + 2) // 5 + 1
+    month = np.where(shifted_month < 10, shifted_month + 3, shifted_month - 9)
+    return year_of_era + era * 400 + (month <= 2), month, day
 
 
 def _json_text(value: str) -> str:
