@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import date
+from itertools import chain
+from operator import methodcaller
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -385,6 +387,7 @@ _ENTRY_FIELDS = ("id", "duration", "start_at_tz", "start_at", "start_at_naive",
                  "is_naive_datetime", "activity")  # fmt: skip
 _DAY_US = 86_400_000_000
 _LINE = '{"cost_code":%s,"minutes":%d,"ref":%d}'
+_EXTERNAL_ID = methodcaller("get", "external_id")
 
 
 def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarray, pd.DataFrame]:
@@ -429,14 +432,21 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
 
     # Activity entries, one row each, `parent` being the timesheet's row.
     lists = f["activity_entries"]
-    counts = np.array([len(v) if type(v) is list else -1 for v in lists], dtype=np.int64)
-    ok &= (counts >= 0) | col.nulls(lists)
-    counts = np.maximum(counts, 0)
-    entries = [e for v in lists if type(v) is list for e in v]
+    if col.all_of_type(lists, list):  # the usual case, without bytecode per record
+        counts = np.fromiter(map(len, lists), dtype=np.int64, count=n)
+        entries = list(chain.from_iterable(lists))
+    else:
+        counts = np.array([len(v) if type(v) is list else -1 for v in lists], dtype=np.int64)
+        ok &= (counts >= 0) | col.nulls(lists)
+        counts = np.maximum(counts, 0)
+        entries = [e for v in lists if type(v) is list for e in v]
     parent = np.repeat(np.arange(n), counts)
-    is_dict = np.array([type(e) is dict for e in entries], dtype=bool)
-    e = col.fields([x if type(x) is dict else {} for x in entries], _ENTRY_FIELDS)
-    entry_ok = is_dict
+    if col.all_of_type(entries, dict):
+        entry_ok = np.ones(len(entries), dtype=bool)
+        e = col.fields(entries, _ENTRY_FIELDS)
+    else:
+        entry_ok = np.array([type(e) is dict for e in entries], dtype=bool)
+        e = col.fields([x if type(x) is dict else {} for x in entries], _ENTRY_FIELDS)
     entry_id, good = col.ints(e["id"], required=True)
     entry_ok &= good
     duration, good = col.ints(e["duration"], required=True, low=0, high=_DAY_MINUTES)
@@ -452,12 +462,15 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
     is_naive, good = col.bools(e["is_naive_datetime"], required=False)
     entry_ok &= good
     activities = e["activity"]
-    entry_ok &= np.array([a is None or type(a) is dict for a in activities], dtype=bool)
-    codes = np.fromiter(
-        [a.get("external_id") if type(a) is dict else None for a in activities],
-        dtype=object,
-        count=len(activities),
-    )
+    if col.all_of_type(activities, dict):
+        codes = np.fromiter(map(_EXTERNAL_ID, activities), dtype=object, count=len(activities))
+    else:
+        entry_ok &= np.array([a is None or type(a) is dict for a in activities], dtype=bool)
+        codes = np.fromiter(
+            [a.get("external_id") if type(a) is dict else None for a in activities],
+            dtype=object,
+            count=len(activities),
+        )
     codes, good = col.keys(codes, 100)
     entry_ok &= good
 
