@@ -358,9 +358,11 @@ def _minutes(values: np.ndarray, pattern: Any, *, required: bool) -> tuple[np.nd
 def _local_micros(utc_micros: np.ndarray, zones: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Wall-clock microseconds of UTC instants in each row's zone, for `rows` (else NaT)."""
     local = np.full(len(utc_micros), col.NAT, dtype=np.int64)
-    rows = rows & (utc_micros != col.NAT)
-    for zone in pd.unique(zones[rows]):
-        these = rows & (zones == zone)
+    rows = np.flatnonzero(rows & (utc_micros != col.NAT))
+    # Zones as small ints first: comparing ints costs far less than comparing str objects.
+    codes, names = pd.factorize(zones[rows])
+    for code, zone in enumerate(names):
+        these = rows[codes == code]
         instants = pd.DatetimeIndex(utc_micros[these].view("datetime64[us]")).tz_localize("UTC")
         local[these] = instants.tz_convert(zone).tz_localize(None).as_unit("us").asi8
     return local
