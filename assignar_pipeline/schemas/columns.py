@@ -453,9 +453,12 @@ def keys(values: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """(object array, ok) of optional key strings: None when blank, else at most `limit`
     characters without control characters."""
     column, ok = texts(values, required=False)
-    column = np.where(per_value(column, str.strip) == "", None, column)
-    ok &= (per_value(column, plain_text(limit)) == True) | nulls(column)  # noqa: E712
-    return column, ok
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    check = plain_text(limit)
+    # Per distinct text, then per row; the trailing entry is for null (code -1).
+    blank = np.array([not text.strip() for text in uniques] + [True], dtype=bool)[codes]
+    good = np.array([check(text) for text in uniques] + [True], dtype=bool)[codes]
+    return np.where(blank, None, column), ok & (good | blank)
 
 
 def join_lines(line_texts: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -464,9 +464,9 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
     is_naive, good = col.bools(e["is_naive_datetime"], required=False)
     entry_ok &= good
     activities = e["activity"]
-    if col.all_of_type(activities, dict):
+    try:  # only a dict has .get among JSON values: this fails for any other activity
         codes = np.fromiter(map(_EXTERNAL_ID, activities), dtype=object, count=len(activities))
-    else:
+    except AttributeError:
         entry_ok &= np.array([a is None or type(a) is dict for a in activities], dtype=bool)
         codes = np.fromiter(
             [a.get("external_id") if type(a) is dict else None for a in activities],
