@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -226,6 +227,9 @@ def _date_column(values: np.ndarray, *, required: bool) -> tuple[np.ndarray, np.
     return np.where(col.nulls(days), col.NAT, days).astype(np.int64), ok
 
 
+_LINE = '{"cost_code":%s,"description":%s,"quantity":%s,"unit":%s}'
+
+
 def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarray, pd.DataFrame]:
     """(ok mask, frame of staging rows) of a chunk of dict records, column by column (see
     `timesheets.screen`); activities become one array entry each."""
@@ -258,13 +262,21 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
     ok &= good
 
     lists = f["activities"]
-    counts = np.array([len(v) if type(v) is list else -1 for v in lists], dtype=np.int64)
-    ok &= (counts >= 0) | col.nulls(lists)
-    counts = np.maximum(counts, 0)
-    items = [a for v in lists if type(v) is list for a in v]
+    if col.all_of_type(lists, list):  # the usual case, without bytecode per record
+        counts = np.fromiter(map(len, lists), dtype=np.int64, count=n)
+        items = list(chain.from_iterable(lists))
+    else:
+        counts = np.array([len(v) if type(v) is list else -1 for v in lists], dtype=np.int64)
+        ok &= (counts >= 0) | col.nulls(lists)
+        counts = np.maximum(counts, 0)
+        items = [a for v in lists if type(v) is list for a in v]
     parent = np.repeat(np.arange(n), counts)
-    item_ok = np.array([type(a) is dict for a in items], dtype=bool)
-    a = col.fields([x if type(x) is dict else {} for x in items], _ACTIVITY_FIELDS)
+    if col.all_of_type(items, dict):
+        item_ok = np.ones(len(items), dtype=bool)
+        a = col.fields(items, _ACTIVITY_FIELDS)
+    else:
+        item_ok = np.array([type(a) is dict for a in items], dtype=bool)
+        a = col.fields([x if type(x) is dict else {} for x in items], _ACTIVITY_FIELDS)
     codes, good = col.keys(a["external_id"], 100)
     item_ok &= good
     names, good = col.texts(a["name"], required=False)
@@ -279,17 +291,14 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
         texts = col.per_value(np.where(item_ok, values, None), col._json_text)
         return np.where(col.nulls(texts), "null", texts).astype(object)
 
-    line_texts = (
-        '{"cost_code":'
-        + json_of(codes)
-        + ',"description":'
-        + json_of(names)
-        + ',"quantity":'
-        + json_of(quantities)
-        + ',"unit":'
-        + json_of(units)
-        + "}"
+    line_values = zip(
+        json_of(codes).tolist(),
+        json_of(names).tolist(),
+        json_of(quantities).tolist(),
+        json_of(units).tolist(),
+        strict=True,
     )
+    line_texts = np.fromiter(map(_LINE.__mod__, line_values), dtype=object, count=len(items))
     lines = col.join_lines(line_texts, counts)
 
     frame = pd.DataFrame(
