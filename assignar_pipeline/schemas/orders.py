@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -219,6 +220,17 @@ def _quantity_text(value: Any) -> Any:
     return f"{number.quantize(_CENT):f}"
 
 
+def _quantity_texts(values: np.ndarray) -> np.ndarray:
+    """`_quantity_text` of every value. Decimals (and nulls), the usual case, are computed once
+    per distinct exact text: equal Decimals may still differ in exponent or sign (1.0 and 1.00,
+    0 and -0), and their text tells them apart."""
+    if set(map(type, values)) <= {Decimal, type(None)}:
+        exact = np.where(col.nulls(values), None, np.fromiter(map(str, values), dtype=object,
+                                                              count=len(values)))  # fmt: skip
+        return col.per_value(exact, lambda text: _quantity_text(Decimal(text)))
+    return np.array([_quantity_text(q) for q in values] + [None], dtype=object)[:-1]
+
+
 def _date_column(values: np.ndarray, *, required: bool) -> tuple[np.ndarray, np.ndarray]:
     """(days since 1970 as int64, NaT for null; ok) of strict YYYY-MM-DD texts in range."""
     column, ok = col.texts(values, required=required)
@@ -283,7 +295,7 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
     item_ok &= good & ((col.per_value(names, col.plain_text(300)) == True) | col.nulls(names))  # noqa: E712
     units, good = col.texts(a["uom_code"], required=False)
     item_ok &= good & ((col.per_value(units, col.plain_text(20)) == True) | col.nulls(units))  # noqa: E712
-    quantities = np.array([_quantity_text(q) for q in a["quantity"]] + [None], dtype=object)[:-1]
+    quantities = _quantity_texts(a["quantity"])
     item_ok &= np.array([q is not _BAD for q in quantities], dtype=bool)
     ok &= np.bincount(parent[~item_ok], minlength=n) == 0
 
