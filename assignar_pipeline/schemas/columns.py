@@ -454,11 +454,22 @@ def keys(values: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
     characters without control characters."""
     column, ok = texts(values, required=False)
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    check = plain_text(limit)
-    # Per distinct text, then per row; the trailing entry is for null (code -1).
-    blank = np.array([not text.strip() for text in uniques] + [True], dtype=bool)[codes]
-    good = np.array([check(text) for text in uniques] + [True], dtype=bool)[codes]
+    distinct = list(uniques)
+    lengths = np.fromiter(map(len, distinct), dtype=np.int64, count=len(distinct))
+    # Per distinct text, then per row; the appended entry is for null (code -1).
+    blank = (lengths == 0) | np.fromiter(map(str.isspace, distinct), dtype=bool,
+                                         count=len(distinct))  # fmt: skip
+    good = (lengths <= limit) & _without(CONTROL, distinct)
+    blank, good = np.append(blank, True)[codes], np.append(good, True)[codes]
     return np.where(blank, None, column), ok & (good | blank)
+
+
+def _without(pattern: re.Pattern[str], texts: list[str]) -> np.ndarray:
+    """Per text, whether `pattern` (one character class) finds nothing in it: one search over
+    all of them joined when none has a match, the usual case."""
+    if pattern.search("".join(texts)) is None:
+        return np.ones(len(texts), dtype=bool)
+    return np.array([pattern.search(text) is None for text in texts], dtype=bool)
 
 
 def join_lines(line_texts: np.ndarray, counts: np.ndarray) -> np.ndarray:
