@@ -272,67 +272,28 @@ _DIGITS_AT = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
 _SEPARATORS_AT = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":"}
 
 
-def _iso_shape(values: np.ndarray) -> np.ndarray:
-    """Where a text starts "YYYY-MM-DDTHH:MM:SS" (ASCII digits, exactly) and has at most 6
-    fractional digits, checked in numpy: pandas' strptime also accepts one-digit months and
-    days, which `fromisoformat` refuses, and rounds where `fromisoformat` truncates."""
-    n = len(values)
-    text = np.where(nulls(values), "", values).astype("U27")
-    chars = text.view(np.uint32).reshape(n, 27)
-    digit = (chars >= ord("0")) & (chars <= ord("9"))
-    ok = digit[:, _DIGITS_AT].all(axis=1)
-    for at, char in _SEPARATORS_AT.items():
-        ok &= chars[:, at] == ord(char)
-    ok &= ~((chars[:, 19] == ord(".")) & digit[:, 26])
-    return ok
-
-
-def _parse(values: np.ndarray, formats: Sequence[str], *, utc: bool) -> np.ndarray:
-    """Microseconds since the epoch (wall time when not utc) of texts in one of `formats`;
-    the minimum int64 (NaT) where none fits."""
-    micros = np.full(len(values), NAT, dtype=np.int64)
-    todo = ~nulls(values)
-    for fmt in formats:
-        if not todo.any():
-            break
-        got = pd.to_datetime(pd.Series(values[todo]), format=fmt, utc=utc, errors="coerce")
-        if utc:
-            got = got.dt.tz_convert(None)
-        micros[todo] = got.to_numpy().astype("datetime64[us]").astype(np.int64)
-        todo &= micros == NAT
-    return micros
-
-
 NAT = np.iinfo(np.int64).min
-
-#: Instants as the API writes them; anything else goes through `datetime.fromisoformat`.
-_INSTANT_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z")
-_NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S")
 
 
 def instants(values: np.ndarray, *, required: bool, first_us: int, end_us: int) -> tuple[
     np.ndarray, np.ndarray]:  # fmt: skip
     """(microseconds since the epoch, NaT for null; ok mask): ok where the value is an ISO 8601
-    string with an offset in one of the API's two shapes, within [first_us, end_us)."""
-    return _instants(values, _INSTANT_FORMATS, required, first_us, end_us, utc=True)
+    string with an offset in the shapes `_iso_micros` reads, within [first_us, end_us). Any
+    other shape goes through the reader (`datetime.fromisoformat`)."""
+    return _instants(values, required, first_us, end_us, offset=True)
 
 
 def naive_instants(values: np.ndarray, *, first_us: int, end_us: int) -> tuple[
     np.ndarray, np.ndarray]:  # fmt: skip
     """(wall-clock microseconds, ok mask) of optional local date-times without an offset."""
-    return _instants(values, _NAIVE_FORMATS, False, first_us, end_us, utc=False)
+    return _instants(values, False, first_us, end_us, offset=False)
 
 
-def _instants(values: np.ndarray, formats: Sequence[str], required: bool, first_us: int,
-              end_us: int, *, utc: bool) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _instants(values: np.ndarray, required: bool, first_us: int, end_us: int, *,
+              offset: bool) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     column, ok = texts(values, required=required)
     null = nulls(column)
-    micros = _iso_micros(column, null, offset=utc)
-    rare = ok & ~null & (micros == NAT)  # shapes the numpy parse leaves to pandas
-    if rare.any():
-        shaped = rare & _iso_shape(np.where(rare, column, None))
-        ok &= shaped | ~rare
-        micros[shaped] = _parse(np.where(shaped, column, None), formats, utc=utc)[shaped]
+    micros = _iso_micros(column, null, offset=offset)
     ok &= ((micros >= first_us) & (micros < end_us)) | null
     return micros, ok
 
