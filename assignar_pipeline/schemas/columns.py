@@ -154,7 +154,7 @@ def _json_texts(kind: str, column: pd.Series) -> np.ndarray:
 
 
 _DAY_MICROS = 86_400_000_000
-#: Where each digit of "YYYY-MM-DDTHH:MM:SS.ffffff" goes, after an opening quote.
+#: An opening quote and "YYYY-MM-DDTHH:MM:SS.ffffff" with zero digits, and where the digits go.
 _ISO_TEXT = '"0000-00-00T00:00:00.000000'
 _ISO_DIGITS = [1, 2, 3, 4, 6, 7, 9, 10, 12, 13, 15, 16, 18, 19, 21, 22, 23, 24, 25, 26]
 
@@ -307,7 +307,8 @@ def _iso_micros(column: np.ndarray, null: np.ndarray, *, offset: bool) -> np.nda
     """Microseconds since the epoch of texts "YYYY-MM-DDTHH:MM:SS", then optionally "." and 1
     to 6 digits, then (when `offset`) "Z" or "+HH:MM"/"-HH:MM", else nothing more; NaT for null
     and any other text. Read with numpy, one step per character position for the whole
-    column. Every text it reads, `datetime.fromisoformat` reads as the same instant."""
+    column. Every text it reads, `datetime.fromisoformat` reads as the same instant (the
+    screen leaves any other text to the reader)."""
     n = len(column)
     present = np.where(null, "", column)
     lengths = np.fromiter(map(len, present), dtype=np.int64, count=n)
