@@ -147,7 +147,7 @@ def _json_texts(kind: str, column: pd.Series) -> np.ndarray:
     elif kind == "json":
         texts = column.to_numpy(dtype=object)
     else:  # text
-        texts = per_value(column.to_numpy(dtype=object), _json_text)
+        texts = json_strings(column.to_numpy(dtype=object))
     if missing.any():
         texts = np.where(missing, "null", texts)
     return texts
@@ -195,6 +195,22 @@ def _civil_from_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def _json_text(value: str) -> str:
     return orjson.dumps(value).decode()
+
+
+#: What orjson escapes in a string (or refuses: lone surrogates); anything else it writes as is.
+_JSON_ESCAPED = re.compile('["\\\\\x00-\x1f\ud800-\udfff]')
+
+
+def json_strings(values: np.ndarray) -> np.ndarray:
+    """`_json_text` of every value (None for null), per distinct value; when no value has a
+    character orjson escapes, the usual case, by quoting alone."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    distinct = list(uniques)
+    if _JSON_ESCAPED.search("".join(distinct)) is None:
+        texts = list(map('"%s"'.__mod__, distinct))
+    else:
+        texts = [_json_text(text) for text in distinct]
+    return np.array([*texts, None], dtype=object)[codes]  # code -1 (null) picks the None
 
 
 # --------------------------------------------------------------------------- screens

@@ -300,7 +300,7 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
     ok &= np.bincount(parent[~item_ok], minlength=n) == 0
 
     def json_of(values: np.ndarray) -> np.ndarray:
-        texts = col.per_value(np.where(item_ok, values, None), col._json_text)
+        texts = col.json_strings(np.where(item_ok, values, None))
         return np.where(col.nulls(texts), "null", texts).astype(object)
 
     line_values = zip(

@@ -510,7 +510,7 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
     ok &= (end_time < 0) | (end_time == (local_end % _DAY_US) // _MINUTE_US)
 
     # Lines: [{"cost_code", "minutes", "ref"}] as JSON text, entries joined per timesheet.
-    code_texts = np.where(col.nulls(codes), "null", col.per_value(codes, col._json_text))
+    code_texts = np.where(col.nulls(codes), "null", col.json_strings(codes))
     line_values = zip(
         code_texts.tolist(),
         durations.tolist(),
