@@ -133,3 +133,57 @@ def test_a_dst_night_is_checked_the_same_way(demo: dict[str, list[Any]]) -> None
     record["total_time"] = "08:01"
     assert not timesheet_schema.screen([record], TZ)[0].any()
     assert validate("timesheets", [record], timezone=TZ).quarantined
+
+
+#: Date-times the screen reads by itself (first) and ones it must leave to the reader (second):
+#: the reader (`datetime.fromisoformat`) accepts some of these, refuses others.
+SCREEN_READS = [
+    "2025-08-19T22:00:00Z",
+    "2025-08-19T22:00:00.326Z",
+    "2025-08-19T22:00:00.5Z",
+    "2025-08-19T22:00:00.123456Z",
+    "2024-02-29T23:59:59.999999+10:00",
+    "2025-08-19T22:00:00-00:00",
+    "2025-08-19T22:00:00+05:45",
+    "2025-08-19T08:00:00-09:30",
+    "2025-08-19T22:00:00+23:59",
+]
+SCREEN_LEAVES = [
+    "2025-02-29T22:00:00Z",  # no such day
+    "2025-13-19T22:00:00Z",
+    "2025-08-19T24:00:00Z",
+    "2025-08-19T22:60:00Z",
+    "2025-08-19T22:00:60Z",
+    "2025-08-19T22:00:00+24:00",
+    "2025-08-19T22:00:00+10:60",
+    "2025-08-19T22:00:00.1234567Z",  # more than 6 fractional digits
+    "2025-08-19T22:00:00.Z",
+    "2025-08-19T22:00:00",  # no offset
+    "2025-08-19T22:00:00z",
+    "2025-08-19 22:00:00Z",
+    "2025-08-19T22:00:00+1000",
+    "2025-08-19T22:00:00Z\x00",
+    "2025-08-19T22:00Z",
+    "١٢٣٤-08-19T22:00:00Z",  # non-ASCII digits
+]
+
+
+def test_the_screen_reads_date_times_as_the_reader_does(demo: dict[str, list[Any]]) -> None:
+    """Every date-time the screen vouches for gives the reader's row; any other shape still gets
+    the reader's row or the reader's reason."""
+    base = demo["timesheets"][0]
+    for text in SCREEN_READS + SCREEN_LEAVES:
+        record = copy.deepcopy(base)
+        record["modified_time"] = text
+        ok, _ = timesheet_schema.screen([copy.deepcopy(record)], TZ)
+        assert bool(ok[0]) == (text in SCREEN_READS), text
+        result = validate("timesheets", [copy.deepcopy(record)], timezone=TZ)
+        rows, _, quarantined = _validate_records(
+            _SPECS["timesheets"], [copy.deepcopy(record)], _zone(TZ), TZ
+        )
+        assert [q.reason for q in result.quarantined] == [q.reason for q in quarantined], text
+        expected = [{**row, "content_hash": content_hash(row)} for row in rows]
+        assert result.rows == expected, text
+        if text in SCREEN_READS:
+            want = datetime.fromisoformat(text).astimezone(UTC)
+            assert result.rows[0]["modified_time"] == want

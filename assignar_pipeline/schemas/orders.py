@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -218,12 +220,26 @@ def _quantity_text(value: Any) -> Any:
     return f"{number.quantize(_CENT):f}"
 
 
+def _quantity_texts(values: np.ndarray) -> np.ndarray:
+    """`_quantity_text` of every value. Decimals (and nulls), the usual case, are computed once
+    per distinct exact text: equal Decimals may still differ in exponent or sign (1.0 and 1.00,
+    0 and -0), and their text tells them apart."""
+    if set(map(type, values)) <= {Decimal, type(None)}:
+        exact = np.where(col.nulls(values), None, np.fromiter(map(str, values), dtype=object,
+                                                              count=len(values)))  # fmt: skip
+        return col.per_value(exact, lambda text: _quantity_text(Decimal(text)))
+    return np.array([_quantity_text(q) for q in values] + [None], dtype=object)[:-1]
+
+
 def _date_column(values: np.ndarray, *, required: bool) -> tuple[np.ndarray, np.ndarray]:
     """(days since 1970 as int64, NaT for null; ok) of strict YYYY-MM-DD texts in range."""
     column, ok = col.texts(values, required=required)
     days = col.per_value(column, col.ordinal_of)
     ok &= ~col.nulls(days) | col.nulls(column)
     return np.where(col.nulls(days), col.NAT, days).astype(np.int64), ok
+
+
+_LINE = '{"cost_code":%s,"description":%s,"quantity":%s,"unit":%s}'
 
 
 def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarray, pd.DataFrame]:
@@ -258,38 +274,43 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
     ok &= good
 
     lists = f["activities"]
-    counts = np.array([len(v) if type(v) is list else -1 for v in lists], dtype=np.int64)
-    ok &= (counts >= 0) | col.nulls(lists)
-    counts = np.maximum(counts, 0)
-    items = [a for v in lists if type(v) is list for a in v]
+    if col.all_of_type(lists, list):  # the usual case, without bytecode per record
+        counts = np.fromiter(map(len, lists), dtype=np.int64, count=n)
+        items = list(chain.from_iterable(lists))
+    else:
+        counts = np.array([len(v) if type(v) is list else -1 for v in lists], dtype=np.int64)
+        ok &= (counts >= 0) | col.nulls(lists)
+        counts = np.maximum(counts, 0)
+        items = [a for v in lists if type(v) is list for a in v]
     parent = np.repeat(np.arange(n), counts)
-    item_ok = np.array([type(a) is dict for a in items], dtype=bool)
-    a = col.fields([x if type(x) is dict else {} for x in items], _ACTIVITY_FIELDS)
+    if col.all_of_type(items, dict):
+        item_ok = np.ones(len(items), dtype=bool)
+        a = col.fields(items, _ACTIVITY_FIELDS)
+    else:
+        item_ok = np.array([type(a) is dict for a in items], dtype=bool)
+        a = col.fields([x if type(x) is dict else {} for x in items], _ACTIVITY_FIELDS)
     codes, good = col.keys(a["external_id"], 100)
     item_ok &= good
     names, good = col.texts(a["name"], required=False)
     item_ok &= good & ((col.per_value(names, col.plain_text(300)) == True) | col.nulls(names))  # noqa: E712
     units, good = col.texts(a["uom_code"], required=False)
     item_ok &= good & ((col.per_value(units, col.plain_text(20)) == True) | col.nulls(units))  # noqa: E712
-    quantities = np.array([_quantity_text(q) for q in a["quantity"]] + [None], dtype=object)[:-1]
+    quantities = _quantity_texts(a["quantity"])
     item_ok &= np.array([q is not _BAD for q in quantities], dtype=bool)
     ok &= np.bincount(parent[~item_ok], minlength=n) == 0
 
     def json_of(values: np.ndarray) -> np.ndarray:
-        texts = col.per_value(np.where(item_ok, values, None), col._json_text)
+        texts = col.json_strings(np.where(item_ok, values, None))
         return np.where(col.nulls(texts), "null", texts).astype(object)
 
-    line_texts = (
-        '{"cost_code":'
-        + json_of(codes)
-        + ',"description":'
-        + json_of(names)
-        + ',"quantity":'
-        + json_of(quantities)
-        + ',"unit":'
-        + json_of(units)
-        + "}"
+    line_values = zip(
+        json_of(codes).tolist(),
+        json_of(names).tolist(),
+        json_of(quantities).tolist(),
+        json_of(units).tolist(),
+        strict=True,
     )
+    line_texts = np.fromiter(map(_LINE.__mod__, line_values), dtype=object, count=len(items))
     lines = col.join_lines(line_texts, counts)
 
     frame = pd.DataFrame(

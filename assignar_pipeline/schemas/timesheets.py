@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import date
+from itertools import chain
+from operator import methodcaller
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -356,9 +358,11 @@ def _minutes(values: np.ndarray, pattern: Any, *, required: bool) -> tuple[np.nd
 def _local_micros(utc_micros: np.ndarray, zones: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Wall-clock microseconds of UTC instants in each row's zone, for `rows` (else NaT)."""
     local = np.full(len(utc_micros), col.NAT, dtype=np.int64)
-    rows = rows & (utc_micros != col.NAT)
-    for zone in pd.unique(zones[rows]):
-        these = rows & (zones == zone)
+    rows = np.flatnonzero(rows & (utc_micros != col.NAT))
+    # Zones as small ints first: comparing ints costs far less than comparing str objects.
+    codes, names = pd.factorize(zones[rows])
+    for code, zone in enumerate(names):
+        these = rows[codes == code]
         instants = pd.DatetimeIndex(utc_micros[these].view("datetime64[us]")).tz_localize("UTC")
         local[these] = instants.tz_convert(zone).tz_localize(None).as_unit("us").asi8
     return local
@@ -384,6 +388,8 @@ _FIELDS = (
 _ENTRY_FIELDS = ("id", "duration", "start_at_tz", "start_at", "start_at_naive",
                  "is_naive_datetime", "activity")  # fmt: skip
 _DAY_US = 86_400_000_000
+_LINE = '{"cost_code":%s,"minutes":%d,"ref":%d}'
+_EXTERNAL_ID = methodcaller("get", "external_id")
 
 
 def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarray, pd.DataFrame]:
@@ -428,14 +434,21 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
 
     # Activity entries, one row each, `parent` being the timesheet's row.
     lists = f["activity_entries"]
-    counts = np.array([len(v) if type(v) is list else -1 for v in lists], dtype=np.int64)
-    ok &= (counts >= 0) | col.nulls(lists)
-    counts = np.maximum(counts, 0)
-    entries = [e for v in lists if type(v) is list for e in v]
+    if col.all_of_type(lists, list):  # the usual case, without bytecode per record
+        counts = np.fromiter(map(len, lists), dtype=np.int64, count=n)
+        entries = list(chain.from_iterable(lists))
+    else:
+        counts = np.array([len(v) if type(v) is list else -1 for v in lists], dtype=np.int64)
+        ok &= (counts >= 0) | col.nulls(lists)
+        counts = np.maximum(counts, 0)
+        entries = [e for v in lists if type(v) is list for e in v]
     parent = np.repeat(np.arange(n), counts)
-    is_dict = np.array([type(e) is dict for e in entries], dtype=bool)
-    e = col.fields([x if type(x) is dict else {} for x in entries], _ENTRY_FIELDS)
-    entry_ok = is_dict
+    if col.all_of_type(entries, dict):
+        entry_ok = np.ones(len(entries), dtype=bool)
+        e = col.fields(entries, _ENTRY_FIELDS)
+    else:
+        entry_ok = np.array([type(e) is dict for e in entries], dtype=bool)
+        e = col.fields([x if type(x) is dict else {} for x in entries], _ENTRY_FIELDS)
     entry_id, good = col.ints(e["id"], required=True)
     entry_ok &= good
     duration, good = col.ints(e["duration"], required=True, low=0, high=_DAY_MINUTES)
@@ -451,12 +464,15 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
     is_naive, good = col.bools(e["is_naive_datetime"], required=False)
     entry_ok &= good
     activities = e["activity"]
-    entry_ok &= np.array([a is None or type(a) is dict for a in activities], dtype=bool)
-    codes = np.fromiter(
-        (a.get("external_id") if type(a) is dict else None for a in activities),
-        dtype=object,
-        count=len(activities),
-    )
+    try:  # only a dict has .get among JSON values: this fails for any other activity
+        codes = np.fromiter(map(_EXTERNAL_ID, activities), dtype=object, count=len(activities))
+    except AttributeError:
+        entry_ok &= np.array([a is None or type(a) is dict for a in activities], dtype=bool)
+        codes = np.fromiter(
+            [a.get("external_id") if type(a) is dict else None for a in activities],
+            dtype=object,
+            count=len(activities),
+        )
     codes, good = col.keys(codes, 100)
     entry_ok &= good
 
@@ -494,16 +510,14 @@ def screen(records: list[dict[str, Any]], fallback_name: str) -> tuple[np.ndarra
     ok &= (end_time < 0) | (end_time == (local_end % _DAY_US) // _MINUTE_US)
 
     # Lines: [{"cost_code", "minutes", "ref"}] as JSON text, entries joined per timesheet.
-    code_texts = np.where(col.nulls(codes), "null", col.per_value(codes, col._json_text))
-    line_texts = (
-        '{"cost_code":'
-        + code_texts.astype(object)
-        + ',"minutes":'
-        + durations.astype(str).astype(object)
-        + ',"ref":'
-        + entry_id.to_numpy(dtype=np.int64, na_value=0).astype(str).astype(object)
-        + "}"
+    code_texts = np.where(col.nulls(codes), "null", col.json_strings(codes))
+    line_values = zip(
+        code_texts.tolist(),
+        durations.tolist(),
+        entry_id.to_numpy(dtype=np.int64, na_value=0).tolist(),
+        strict=True,
     )
+    line_texts = np.fromiter(map(_LINE.__mod__, line_values), dtype=object, count=len(entries))
     lines = col.join_lines(line_texts, counts)
 
     work_date = col.date_column(np.where(ok, local_day, col.NAT))

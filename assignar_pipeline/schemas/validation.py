@@ -181,10 +181,14 @@ def _validate(spec: Spec, records: Sequence[Any], fallback: ZoneInfo, timezone: 
     clean = np.zeros(n, dtype=bool)
     parts: list[pd.DataFrame] = []
     if spec.screen is not None and n:
-        dicts = np.array([type(r) is dict for r in records], dtype=bool)
-        at = np.flatnonzero(dicts)
+        if col.all_of_type(records, dict):
+            at = np.arange(n)
+            screened = list(records)
+        else:
+            at = np.flatnonzero(np.array([type(r) is dict for r in records], dtype=bool))
+            screened = [records[i] for i in at]
         try:
-            ok, frame = spec.screen([records[i] for i in at], timezone)
+            ok, frame = spec.screen(screened, timezone)
         except Exception:  # a screen bug costs speed, never a record: the reader decides
             ok, frame = np.zeros(len(at), dtype=bool), None
         if frame is not None and ok.any():
