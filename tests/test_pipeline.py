@@ -55,21 +55,6 @@ def test_last_four_weeks_load_and_a_rerun_changes_nothing(pipeline):
     assert pipeline.checksums() == before
 
 
-def test_a_ranged_run_logs_each_date_piece_as_it_finishes(pipeline):
-    """The 28 days go in 7-day pieces; each one finished by every connection is logged with how
-    far the step has come, while the step's materialization records every date at the end."""
-    result = pipeline.materialize(["assignar_timesheets"])
-    assert result.success
-    done = [
-        e.message.split(": ", 1)[1]
-        for e in pipeline.instance.all_logs(result.run_id)
-        if " finished by " in (e.message or "")
-    ]
-    assert done == [f"{n} of 28 days done ({n / 28:.0%})" for n in (7, 14, 21, 28)]
-    dates = {m.partition for m in result.asset_materializations_for_node("assignar_timesheets")}
-    assert len(dates) == 28
-
-
 def test_edits_approvals_and_deletions_upstream_are_reflected(pipeline):
     """Edit, approve and delete in Assignar; the next run shows exactly that in Pay."""
     assert pipeline.materialize().success
