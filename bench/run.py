@@ -376,7 +376,7 @@ def stage_figures(args, table: Table, sim: Simulator, last: date, rate: float) -
     how = {
         "fetch + parse": "AssignarClient.iter_pages, the pipeline's requests",
         "validation": "schemas.validate, chunks of 5,000",
-        "staging": "staging.stage_rows into empty staging, chunks of 5,000",
+        "staging": "staging.stage_frame into empty staging, chunks of 5,000",
         "Pay load": "load.load_timesheets per 7-day piece, workers and projects linked",
     }
     for name, stage in stages.items():

@@ -6,8 +6,9 @@ their insides change:
 
 - fetch + parse: `AssignarClient.iter_pages` with the pipeline's filters, fields, page size and
   7-day pieces, newest first (the fetch limit does the same with bare httpx and orjson);
-- validation: `schemas.validate` in the pipeline's chunks;
-- staging: `staging.stage_rows` into the empty staging table of a fresh Pay database;
+- validation: `schemas.validate` in the pipeline's chunks, up to its staging frame (`.frame`);
+- staging: `staging.stage_frame` of those frames into the empty staging table of a fresh Pay
+  database, as the extract does;
 - Pay load: `load.load_timesheets` per 7-day piece, one transaction each, as `sync.load_for`
   does, after the team's projects and workers were staged and linked (not timed).
 
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import pandas as pd
 from sqlalchemy.engine import Engine
 
 from assignar_pipeline.client import AssignarClient
@@ -44,7 +46,7 @@ from assignar_pipeline.pay.database import migrate
 from assignar_pipeline.pay.tables import timesheet, timesheet_line
 from assignar_pipeline.regions import Endpoints
 from assignar_pipeline.schemas import validate
-from assignar_pipeline.staging import stage_rows
+from assignar_pipeline.staging import stage_frame
 from bench.payteam import OWNER, bench_team
 from bench.profile_summary import short_path
 
@@ -96,15 +98,16 @@ def fetch_pages(client: AssignarClient, entity: str, window: tuple[date, date]) 
     return records
 
 
-def validate_all(records: list[dict], zone: str) -> tuple[list[dict], int]:
-    """The valid rows, in the pipeline's chunks, and how many records were quarantined."""
-    rows: list[dict] = []
+def validate_all(records: list[dict], zone: str) -> tuple[list[pd.DataFrame], int]:
+    """The staging frame of each of the pipeline's chunks, and how many records were
+    quarantined."""
+    frames: list[pd.DataFrame] = []
     quarantined = 0
     for i in range(0, len(records), CHUNK_RECORDS):
         result = validate("timesheets", records[i : i + CHUNK_RECORDS], timezone=zone)
-        rows += result.rows
+        frames.append(result.frame)
         quarantined += len(result.quarantined)
-    return rows, quarantined
+    return frames, quarantined
 
 
 def snapshot(engine: Engine, client: AssignarClient, connection, entity: str) -> None:
@@ -116,9 +119,9 @@ def snapshot(engine: Engine, client: AssignarClient, connection, entity: str) ->
         )
         for r in page
     ]
-    rows = validate(entity, records, timezone=connection.timezone).rows
+    frame = validate(entity, records, timezone=connection.timezone).frame
     with engine.begin() as conn:
-        stage_rows(conn, entity, connection.id, rows, datetime.now(UTC))
+        stage_frame(conn, entity, connection.id, frame, datetime.now(UTC))
 
 
 def measure(engine: Engine, client: AssignarClient, endpoints: Endpoints, client_id: str,
@@ -138,7 +141,7 @@ def measure(engine: Engine, client: AssignarClient, endpoints: Endpoints, client
 
     validate("timesheets", records[:10], timezone=zone)  # compile the schema: not timed
     started = time.perf_counter()
-    rows, quarantined = validate_all(records, zone)
+    frames, quarantined = validate_all(records, zone)
     stages["validation"] = Stage(
         len(records), time.perf_counter() - started, f"{quarantined} quarantined"
     )
@@ -147,10 +150,10 @@ def measure(engine: Engine, client: AssignarClient, endpoints: Endpoints, client
 
     fetched_at = datetime.now(UTC)
     started = time.perf_counter()
-    for i in range(0, len(rows), CHUNK_RECORDS):
+    for frame in frames:
         with engine.begin() as conn:
-            stage_rows(conn, "timesheets", connection.id, rows[i : i + CHUNK_RECORDS], fetched_at)
-    stages["staging"] = Stage(len(rows), time.perf_counter() - started)
+            stage_frame(conn, "timesheets", connection.id, frame, fetched_at)
+    stages["staging"] = Stage(sum(map(len, frames)), time.perf_counter() - started)
 
     for entity in ("projects", "workers"):
         snapshot(engine, client, connection, entity)
