@@ -230,7 +230,8 @@ def measure(url: str, size: int, days: int, orders: int = 0) -> list[tuple[str, 
     t.metadata.create_all(engine)
     try:
         connection = build(engine, size, days)
-        stage_orders(engine, connection, orders, days)
+        if orders:
+            stage_orders(engine, connection, orders, days)
         figures = []
         for entity, loader, table, count in (
             ("timesheets", load_timesheets, t.staging_timesheet, size),
