@@ -5,8 +5,10 @@ Registered on the project CLI with `main.add_command(simulator)`.
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -158,6 +160,7 @@ def serve(
             click.echo(f"Replayed {len(changes)} change(s): now {sim.now_iso()}", err=True)
     if rate_limit:
         sim.add_fault("request_rate", count=None, rps=rate_limit)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with SimulatorServer(sim, host=host, port=port, log_level="info") as server:
         click.echo(f"API URL:   {server.api_url}")
         click.echo(f"Token URL: {server.token_url}")
@@ -169,6 +172,13 @@ def serve(
                 time.sleep(3600)
         except KeyboardInterrupt:
             click.echo("Stopping simulator", err=True)
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM stops the server as Ctrl-C does, whatever disposition the parent process left
+    it with: a server started by a parent that ignores SIGTERM (which children inherit) could
+    otherwise only be killed."""
+    raise KeyboardInterrupt
 
 
 def _refuse_other_tenant(config: TenantConfig, kept: TenantConfig, path: Path) -> None:
