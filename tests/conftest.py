@@ -12,7 +12,12 @@ from sqlalchemy.engine import Engine
 from assignar_pipeline.pay.database import create_pay_engine, migrate
 from assignar_pipeline.simulator import SimulatorServer, TenantConfig
 from tests.support.postgres import TemporaryPostgres
-from tests.support.signals import sigterm_raises_keyboard_interrupt
+from tests.support.signals import restore_ctrl_c, sigterm_raises_keyboard_interrupt
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    restore_ctrl_c()
+
 
 # ---------------------------------------------------------------------------------------------
 # PostgreSQL: one throw-away cluster per test session, one fresh database per test.

@@ -35,3 +35,12 @@ def sigterm_raises_keyboard_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def restore_ctrl_c() -> None:
+    """Give SIGINT its default handler when the session started with it ignored (a background job
+    of a shell without job control). Dagster maps SIGTERM onto SIGINT's handler while it runs a
+    job, so SIGTERM would become ignored in this process too, and every server a later test
+    starts would inherit that and could be stopped only by SIGKILL."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
