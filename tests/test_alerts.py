@@ -6,6 +6,8 @@ loopback, with the sensors evaluated on a real Dagster instance."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -309,3 +311,42 @@ def test_the_check_cursor_reads_the_earlier_form_and_keeps_what_waits():
     assert again.after == {"a:check": 7} and again.waiting == {"a:check": [9]}
     again.waiting["a:check"] = []
     assert again.dumps() == '{"a:check": 7}'
+
+
+@pytest.mark.parametrize("pay_engine", ["sqlite"], indirect=True)
+def test_a_check_evaluated_after_the_tick_that_saw_it_planned_is_told_once(pipeline, inbox, hooks):
+    """A tick during the run sees the check only planned and tells nothing; the next tick, after
+    the run has evaluated it (in place of the planned record), tells its failure once; a third
+    tells nothing more."""
+    smtp_inbox, server = inbox
+    httpx.post(
+        f"{pipeline.simulator.base_url}/_simulator/faults",
+        json={"kind": "slow", "delay": 4, "count": 1, "path": "/v2/projects"},
+    ).raise_for_status()
+    results: list[dg.ExecuteInProcessResult] = []
+    run = threading.Thread(
+        target=lambda: results.append(pipeline.materialize(["assignar_projects", "pay_projects"]))
+    )
+    run.start()
+    try:
+        key = dg.AssetCheckKey(dg.AssetKey("pay_projects"), "no_open_conflicts")
+        storage = pipeline.instance.event_log_storage
+        deadline = time.monotonic() + 60
+        while not storage.get_asset_check_execution_history(key, limit=1):
+            assert time.monotonic() < deadline, "the run never planned its check"
+            time.sleep(0.1)
+        cursor = _tick(pipeline, server)
+        assert run.is_alive(), "the run ended before the tick: the check was not seen planned"
+        assert smtp_inbox.messages == []
+        assert "waiting" in json.loads(cursor)
+    finally:
+        run.join()
+    assert results and results[0].success
+    assert len(storage.get_asset_check_execution_history(key, limit=10)) == 1  # in place
+
+    cursor = _tick(pipeline, server, cursor)
+    subjects = [m["Subject"] for m in smtp_inbox.to("data-eng@example.com")]
+    assert subjects == ["[WARN] Check failed: pay_projects no_open_conflicts (demo)"]
+    assert "waiting" not in json.loads(cursor)
+    assert _tick(pipeline, server, cursor) == cursor
+    assert len(smtp_inbox.to("data-eng@example.com")) == 1
